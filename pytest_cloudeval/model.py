@@ -28,6 +28,32 @@ class Limits:
     # Per-test limits of a judged submission (USACO): seconds and megabytes.
     time_limit_s: float | None = None
     test_memory_mb: int | None = None
+    gpus: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskEnvironment:
+    """Where a task runs, as the task declares it; a sandbox turns it into something it can run.
+
+    The format fills this in at collection (typed, never read from ``Task.private`` by key); the
+    runner and the sandboxes read it. ``image`` and ``build_context`` may both be set (Terminal-Bench
+    2.0 names a prebuilt image and ships ``environment/``): the sandbox decides, by its options, to use
+    the image as given, pull it, or build the context.
+    """
+
+    image: str | None = None
+    """A prebuilt image reference (``[environment] docker_image``); None: build, or the sandbox default."""
+    build_context: Path | None = None
+    """A host folder with a Dockerfile (Harbor's ``environment/``), or None."""
+    dockerfile: str = "Dockerfile"
+    """The Dockerfile's path relative to ``build_context``."""
+    build_timeout_s: float | None = None
+    workdir: str | None = None
+    """Where agents work; None means the image's own WORKDIR (Harbor's rule)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Task variables every command in the sandbox gets (templates already expanded)."""
+    agent_user: str | None = None
+    """The user agents run as (None: the image's default user)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +71,7 @@ class Task:
     agent_input: Mapping[str, Any] = field(compare=False)
     """The fields a HAL-style agent receives: the task without its ground truth."""
     limits: Limits = field(default_factory=Limits)
+    environment: TaskEnvironment = field(default_factory=TaskEnvironment)
     markers: tuple[str, ...] = ()
     private: Mapping[str, Any] = field(default_factory=dict, compare=False)
     """Format-specific data the agent must not see (ground truth, hidden tests, folders)."""
