@@ -354,7 +354,8 @@ def test_idle_watchdog_powers_off_a_vm_without_controller(emulator: GceEmulator,
                     ready_timeout_s=60)
     backend = GceBackend(cfg, Settings(run_id="e2e-idle"))
     key = ensure_key(tmp_path / "key", "test")
-    boot = BootConfig("cloudeval", key.public, startup_script(4, "cloudeval", want_docker=False))
+    boot = BootConfig(startup_script(4, "cloudeval", want_docker=False),
+                      access={"user": "cloudeval", "public_key": key.public})
     plan = backend.plan("e2e-idle", 2, 1, None)
     group = execnet.Group()
     try:

@@ -28,6 +28,7 @@ from pytest_cloudeval.backends.gce.config import GceConfig
 from pytest_cloudeval.backends.gce.labels import instance_name, label_value, run_labels, vm_names
 from pytest_cloudeval.backends.gce.provisioner import GceProvisioner
 from pytest_cloudeval.backends.plugin import CloudXdistHooks
+from pytest_cloudeval.backends.ssh import tx_spec
 from pytest_cloudeval.backends.watchdog import startup_script
 from pytest_cloudeval.errors import BackendError
 from pytest_cloudeval.settings import Settings
@@ -122,7 +123,7 @@ def gce_config(**changes: Any) -> GceConfig:
     return replace(base, **changes)
 
 
-BOOT = BootConfig(ssh_user="cloudeval", public_key="ssh-ed25519 AAAA test", startup_script="#!/bin/sh\n")
+BOOT = BootConfig(startup_script="#!/bin/sh\n", access={"user": "cloudeval", "public_key": "ssh-ed25519 AAAA test"})
 
 
 # -- the provisioning state machine ------------------------------------------------------------
@@ -315,12 +316,12 @@ def test_remote_layout_and_tx_spec(tmp_path: Path) -> None:
     assert lay.invocation_dir == lay.root + "/bench"
     assert lay.remote_path(Path("x.toml")) == lay.root + "/bench/x.toml"
     assert lay.python() == "env PYTHONPATH=/var/tmp/cloudeval/runs/run-1/site python3"
-    spec = wiring.tx_spec("cloudeval-w0", Path("/tmp/k/w0.conf"), lay.python(), lay.invocation_dir)
+    spec = tx_spec("cloudeval-w0", Path("/tmp/k/w0.conf"), lay.python(), lay.invocation_dir)
     assert spec.split("//") == ["ssh=cloudeval-w0", "ssh_config=/tmp/k/w0.conf",
                                 "python=env PYTHONPATH=/var/tmp/cloudeval/runs/run-1/site python3",
                                 "chdir=/var/tmp/cloudeval/runs/run-1/src/bench"]
     with pytest.raises(BackendError):
-        wiring.tx_spec("a", Path("/tmp/x"), "python3", "/x//y")
+        tx_spec("a", Path("/tmp/x"), "python3", "/x//y")
     with pytest.raises(BackendError, match="outside the rootdir"):
         lay.remote_path(tmp_path / "elsewhere")
 

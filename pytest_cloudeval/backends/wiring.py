@@ -95,13 +95,6 @@ def slot_aliases(workers: int) -> list[str]:
     return [f"cloudeval-w{i}" for i in range(workers)]
 
 
-def tx_spec(alias: str, ssh_config: Path, python: str, chdir: str) -> str:
-    for value in (alias, str(ssh_config), python, chdir):
-        if "//" in value:
-            raise BackendError(f"{value!r} contains '//', which execnet specs cannot carry")
-    return f"ssh={alias}//ssh_config={ssh_config}//python={python}//chdir={chdir}"
-
-
 def assign_slots(vm_names: Sequence[str], workers: int, per_vm: int) -> list[str]:
     """The VM of each worker slot: slot i on VM i // per_vm (VMs fill up in order)."""
     return [vm_names[min(i // per_vm, len(vm_names) - 1)] for i in range(workers)]
