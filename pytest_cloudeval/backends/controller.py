@@ -187,12 +187,16 @@ class CloudRun:
     def build_bundles(self) -> list[Bundle]:
         config = self.config
         paths = positional_paths([str(a) for a in config.args], Path(config.invocation_params.dir))
+        # Never shipped: results, pytest's temporary folder, and the secrets file (secrets reach the
+        # workers in memory, with the settings; a file on the VM's disk would outlive the run).
         exclude = [Path(self.settings.results_dir)]
         basetemp = config.option.basetemp
         if basetemp:
             exclude.append(Path(basetemp))
-        files = project_files(Path(config.rootpath), paths + list(self.agent.in_root), exclude=exclude,
-                              inifile=config.inipath, extra=self.agent.extra)
+        if self.settings.secrets_file:
+            exclude.append(Path(self.settings.secrets_file))
+        files = project_files(Path(config.rootpath), paths, exclude=exclude, inifile=config.inipath,
+                              extra=self.agent.extra, agent_paths=self.agent.in_root)
         return [runtime_bundle(cache_dir=cache_dir() / "bundles"), make_bundle("src", files)]
 
     def _collect_ready(self, futures: dict[str, tuple[Host, Future[ShipReport]]]) -> list[Host]:

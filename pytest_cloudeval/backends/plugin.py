@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Generator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from ..options import add_options
 from ..results import atomic_write_json, is_safe_name
 from .base import Provider
 from .controller import CloudRun
-from .options import BACKEND_OPTIONS, CloudOptions
+from .options import BACKEND_OPTIONS, CloudSettings
 from .transport import load_transport
 
 CLOUD_KEY = pytest.StashKey["CloudRun"]()
@@ -77,7 +78,7 @@ def _workers(config: pytest.Config) -> int:
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if hasattr(config, "workerinput") or config.getoption("cloudeval_cleanup", default=False):
         return None
-    opts = CloudOptions.from_config(config, dict(os.environ))
+    opts = CloudSettings.from_config(config, dict(os.environ))
     if not (opts.status or opts.dry_run):
         return None
     if not opts.cloud:
@@ -126,12 +127,25 @@ def pytest_configure(config: pytest.Config) -> None:
 _HEARTBEAT_KEY = pytest.StashKey[Any]()
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """On a VM, the agent code shipped from outside the rootdir sits inside the rootdir's copy:
+    it is never collected, so a VM collects exactly what the same command collects locally."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None or "cloudeval_cloud" not in workerinput:
+        return None
+    from .wiring import AGENT_DIR, AGENT_PATH_DIR
+
+    if collection_path.name in (AGENT_DIR, AGENT_PATH_DIR) and collection_path.parent == Path(config.rootpath):
+        return True
+    return None
+
+
 def pytest_cloudeval_configure(session: Any) -> None:
     """Controller with ``--cloud``: plan the VMs and give xdist one ``ssh=`` spec per worker."""
     config: pytest.Config = session.config
     if session.is_worker or config.option.help or getattr(config.option, "version", False):
         return
-    opts = CloudOptions.from_config(config, dict(os.environ))
+    opts = CloudSettings.from_config(config, dict(os.environ))
     if not opts.cloud or config.option.collectonly:
         return
     if not config.pluginmanager.hasplugin("xdist"):
@@ -156,10 +170,7 @@ def pytest_cloudeval_configure(session: Any) -> None:
     if config.option.maxworkerrestart is None:
         config.option.maxworkerrestart = str(2 * workers)
     config.stash[CLOUD_KEY] = run
-    session.settings = settings.replace(cloud=opts.cloud, extra={**settings.extra, "cloud": {
-        "cloud": opts.cloud, "workers": workers, "workers_per_vm": opts.workers_per_vm,
-        "pool": opts.keep_workers, "vms": len(run.plan.vms), "machine_type": run.plan.machine_type,
-        "zones": list(run.plan.zones), "spot": run.plan.spot}})
+    session.settings = settings.replace(cloud=opts.cloud, cloud_run=replace(opts, workers=workers))
     config.pluginmanager.register(CloudXdistHooks(run, session), "cloudeval-cloud-xdist")
     _RUNS[settings.run_id] = run
 
