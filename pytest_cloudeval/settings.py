@@ -162,6 +162,9 @@ class Settings:
     attempts: int = 3
     artifacts_url: str | None = None
     rootdir: str = "."
+    rootdir_name: str = ""
+    """The rootdir's folder name on the controller, when this process runs on a copy of it under
+    another name (remote workers): benchmarks named after their folder keep their local name."""
     invocation_dir: str = ""
     work_root: str | None = None
     worker: str = "main"
@@ -201,6 +204,12 @@ class Settings:
         if isinstance(values.get("cloud_run"), Mapping):
             values["cloud_run"] = CloudSettings.from_dict(values["cloud_run"])
         return cls(**values)
+
+    def local_name(self, folder: Path) -> str:
+        """The name ``folder`` has on the controller (the rootdir's copy on a VM is named otherwise)."""
+        if self.rootdir_name and folder.resolve() == Path(self.rootdir).resolve():
+            return self.rootdir_name
+        return folder.name
 
     @property
     def sandbox_section(self) -> SandboxSettings:

@@ -462,13 +462,20 @@ def test_benchmark_and_agent_side_by_side_outside_the_project(emulator: GceEmula
         old = data / "results" / "old-run"
         add_benchmark(old / "bench", 2)  # looks like a benchmark, but it is an earlier run's folder
         (old / "run.json").write_text("{}")
-        args = [str(data / "bench"), "--agent", f"{data}/my_agent.py:run", "--secrets-env", str(data / "secrets.env")]
-        local = run(project, *args, "--collect-only", "-q", "-p", "no:cacheprovider")
+        # The secrets file comes from the environment: on the command line, its folder would count
+        # in pytest's choice of rootdir, and the report's layout (rootdir = the benchmark) is the
+        # one where the agent's folder, outside the rootdir, holds the benchmark.
+        env = {**_env(), "CLOUDEVAL_SECRETS_ENV": str(data / "secrets.env")}
+        args = [str(data / "bench"), "--agent", f"{data}/my_agent.py:run", "-p", "no:cacheprovider"]
+        local = subprocess.run(pytest_cmd(*args, "--collect-only", "-q"), cwd=project, capture_output=True,
+                               text=True, timeout=120, env=env)
         assert local.returncode == 0, local.stdout + local.stderr
         assert "10 tests collected" in local.stdout, local.stdout
         results = tmp_path / "results"
-        proc = run(project, *args, "-n", "3", *cloud_args(emulator, "e2e-side", results))
+        proc = subprocess.run(pytest_cmd(*args, "-n", "3", *cloud_args(emulator, "e2e-side", results)),
+                              cwd=project, capture_output=True, text=True, timeout=300, env=env)
         out = proc.stdout + proc.stderr
+        assert f"rootdir: {data / 'bench'}" in out, out
         assert proc.returncode == 0, out
         assert "10 passed" in out and "20" not in re.findall(r"(\d+) passed", out), out
         assert sorted(p.name for p in (results / "e2e-side").iterdir() if p.is_dir()) == ["bench"]

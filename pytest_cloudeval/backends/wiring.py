@@ -267,7 +267,7 @@ def worker_settings(settings: Mapping[str, Any], layout: RemoteLayout, agent_spe
     """The controller's settings as a VM worker needs them: its own paths, results shipped back."""
     data = dict(settings)
     data.update(results_dir=layout.results_dir, rootdir=layout.root, invocation_dir=layout.invocation_dir,
-                ship_results=True, cloud=cloud, work_root=None)
+                ship_results=True, cloud=cloud, work_root=None, rootdir_name=layout.local_rootdir.name)
     if agent_spec is not None:
         data["agent"] = agent_spec
     return data
