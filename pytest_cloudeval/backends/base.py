@@ -169,6 +169,12 @@ class Provider(ABC):
     def from_config(cls, config: pytest.Config, settings: Settings) -> Provider:
         """Read the backend's options. Raises: pytest.UsageError for bad or missing values."""
 
+    def remote_base(self) -> str:
+        """The folder on every host where runs live (bundles, the rootdir's copy, results)."""
+        from .watchdog import REMOTE_BASE
+
+        return REMOTE_BASE
+
     def preflight(self) -> None:  # noqa: B027 - optional check, no-op by default
         """Raise ``pytest.UsageError`` for what a real run needs but is missing (no cloud call)."""
 

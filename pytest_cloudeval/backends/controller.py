@@ -36,7 +36,7 @@ from .bundle import (
 )
 from .pricing import PRICE_SOURCE, cost_usd, format_usd
 from .transport import Transport
-from .watchdog import REMOTE_BASE, startup_script
+from .watchdog import startup_script
 from .wiring import (
     AgentShipping,
     RemoteLayout,
@@ -99,7 +99,8 @@ class CloudRun:
         self.workers = workers
         self.say = say
         self.plan: WorkerPlan = backend.plan(settings.run_id, workers, workers_per_vm, pool)
-        self.layout = RemoteLayout(settings.run_id, Path(config.rootpath), Path(config.invocation_params.dir))
+        self.layout = RemoteLayout(settings.run_id, Path(config.rootpath), Path(config.invocation_params.dir),
+                                   base=backend.remote_base())
         self.agent: AgentShipping = plan_agent(settings.agent, self.layout)
         self.private = Path(tempfile.mkdtemp(prefix=f"cloudeval-{settings.run_id}-"))
         key_dir = self._pool_dir() if pool else self.private
@@ -139,7 +140,7 @@ class CloudRun:
         self.transport.prepare()
         want_docker = self.settings.sandbox == "docker"
         self.boot = BootConfig(startup_script=startup_script(self.plan.idle_seconds, self.plan.login_user,
-                                                             want_docker),
+                                                             want_docker, base=self.layout.base),
                                access=dict(self.transport.access(self.plan.login_user)))
         deadline = time.monotonic() + self.plan.ready_timeout_s
         # Each VM is made ready (SSH, code, runtime) as soon as it runs, while others still boot.
@@ -223,7 +224,7 @@ class CloudRun:
             t_reach = time.monotonic()
             bundles = bundles_future.result()
             t_bundle = time.monotonic()
-            report = ship(gateway, REMOTE_BASE, bundles, self.layout.run_dir,
+            report = ship(gateway, self.layout.base, bundles, self.layout.run_dir,
                           {"site": bundles[0].name, "src": bundles[1].name},
                           want_docker=self.settings.sandbox == "docker",
                           wait_docker_s=max(5.0, min(DOCKER_WAIT_S, deadline - time.monotonic())))
