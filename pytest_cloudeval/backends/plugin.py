@@ -261,6 +261,10 @@ class CloudXdistHooks:
             workerinput["cloudeval_settings"] = worker_settings(settings, run.layout, run.agent.remote_spec,
                                                                 run.plan.cloud)
         workerinput["cloudeval_attempts"] = dict(self.attempts)
+        if run.transport.popen_runs_elsewhere and getattr(node.gateway.spec, "popen", False):
+            from ..xdist_internals import popen_runs_elsewhere
+
+            popen_runs_elsewhere(node)
         vm = run.vm_of(run.slot_of(node.gateway.spec))
         workerinput["cloudeval_cloud"] = {"cloud": run.plan.cloud, "vm": vm.name if vm else ""}
 
