@@ -91,6 +91,14 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("--artifacts-url", "cloudeval_artifacts_url", "also upload each task's results to this URL "
            "(gs://BUCKET/PREFIX)", env="CLOUDEVAL_ARTIFACTS_URL", ini="cloudeval_artifacts_url",
            metavar="URL"),
+    Option("--force-build", "cloudeval_force_build", "build a task's environment (Harbor environment/) even "
+           "when its image is present", action="store_true", env="CLOUDEVAL_FORCE_BUILD"),
+    Option("--default-memory", "cloudeval_default_memory", "memory limit of sandboxes whose task sets none "
+           "(e.g. USACO agents)", type=_memory_mb, default=2048, env="CLOUDEVAL_DEFAULT_MEMORY",
+           ini="cloudeval_default_memory", metavar="SIZE"),
+    Option("--copy-max-files", "cloudeval_copy_max_files", "files copied back from a sandbox at most per "
+           "task (logs, artifacts); the rest is listed as left out", type=positive_int, default=10_000,
+           env="CLOUDEVAL_COPY_MAX_FILES", ini="cloudeval_copy_max_files", metavar="N"),
 )
 
 
@@ -155,6 +163,9 @@ class Settings:
     cloud: str | None = None
     ship_results: bool = False
     """Workers send each task's folder to the controller in their reports (remote workers)."""
+    force_build: bool = False
+    default_memory_mb: int = 2048
+    copy_max_files: int = 10_000
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Settings of backends and stores, keyed by their own names."""
 
@@ -245,6 +256,9 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
         output_cap_bytes=values["cloudeval_output_cap"],
         attempts=values["cloudeval_attempts"],
         artifacts_url=values["cloudeval_artifacts_url"],
+        force_build=bool(values["cloudeval_force_build"]),
+        default_memory_mb=values["cloudeval_default_memory"],
+        copy_max_files=values["cloudeval_copy_max_files"],
         rootdir=str(config.rootpath),
         invocation_dir=str(config.invocation_params.dir),
     )
