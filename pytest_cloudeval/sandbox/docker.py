@@ -227,9 +227,9 @@ class DockerSandbox(Sandbox):
     def describe(self) -> dict[str, Any]:
         """Name, image, user and the limits as applied, for the task's result folder."""
         return {"sandbox": "docker", "container": self.spec.name, "id": self.container_id, "image": self.image,
-                "user": self.user or "(image default)", "workdir": self._workdir,
-                "limits": dict(self.limits) | {"copy_max_files": self.spec.options.copy_max_files,
-                                               "copy_max_bytes": self.spec.options.copy_max_bytes}}
+                "user": self.user or "(image default)", "workdir": self._workdir, "limits": dict(self.limits),
+                "copy_caps": {"max_files": self.spec.options.copy_max_files,
+                              "max_bytes": self.spec.options.copy_max_bytes}}
 
     def stop_processes(self) -> None:
         """Kill, as root, every process in the container but its init, its main process and this exec."""

@@ -98,7 +98,7 @@ def resolve(env: TaskEnvironment, task_id: str, default_image: str, force_build:
                 if reason is None:
                     image = env.image
                 else:
-                    tried.append(f"pulling it failed: {reason}")
+                    tried.append(f"pulling it failed, so it was never pulled: {reason}")
         if image is None and buildable:
             try:
                 image = _build_context(env, task_id, force=False)

@@ -282,12 +282,12 @@ class LocalSandbox(Sandbox):
             if jail is not None:
                 limits["memory_by"] = "cgroup (all processes)" if jail.memory_applied else "RLIMIT_AS (per process)"
         limits["network"] = "host (not isolated)"
-        limits["copy_max_files"] = self.spec.options.copy_max_files
-        limits["copy_max_bytes"] = self.spec.options.copy_max_bytes
         return {"sandbox": "local", "root": str(self._root) if self._root else None, "workdir": str(self._root),
                 "processes": ("cgroup + environment token" if jail is not None and jail.groups
                               else "environment token"),
-                "notes": list(jail.notes) if jail is not None else [], "limits": limits}
+                "notes": list(jail.notes) if jail is not None else [], "limits": limits,
+                "copy_caps": {"max_files": self.spec.options.copy_max_files,
+                              "max_bytes": self.spec.options.copy_max_bytes}}
 
     def close(self) -> None:
         if self._closed:
