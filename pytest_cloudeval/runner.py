@@ -138,9 +138,13 @@ def run_attempt(att: Attempt) -> TaskResult:
             result.message = (f"{task.format} tasks need a sandbox with {', '.join(missing.names())} "
                               f"support (--sandbox=docker); {settings.sandbox!r} has none")
             return result
-        sandbox = att.sandbox_cls(sandbox_spec(att))
+        spec = sandbox_spec(att)
+        sandbox = att.sandbox_cls(spec)
         sandbox.start()
         started = True
+        # The caps this attempt ran under, in its result (sandbox.json says how each was applied).
+        result.metrics.update({"sandbox.memory_mb": spec.memory_mb,
+                               "sandbox.copy_max_files": spec.options.copy_max_files})
         att.fmt.prepare(task, sandbox, settings)
         timeout = timeout_for(task, settings)
         ctx = AgentContext(task=task, format=att.fmt, sandbox=sandbox, settings=settings,

@@ -44,7 +44,7 @@ while [ $round -lt 200 ]; do
   found=0
   for d in /proc/[0-9]*; do
     p=${d#/proc/}
-    [ "$p" = 1 ] || [ "$p" = "$self" ] || [ "$p" = "$main" ] && continue
+    [ "$p" = 1 ] || [ "$p" = "$self" ] || [ "$p" = "$PPID" ] || [ "$p" = "$main" ] && continue
     read -r stat < "$d/stat" 2>/dev/null || continue
     rest=${stat##*) }; set -- $rest
     [ "$1" = Z ] && continue

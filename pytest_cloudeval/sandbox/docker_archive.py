@@ -104,6 +104,10 @@ class _ChunkReader(io.RawIOBase):
         return n
 
 
+STOP_AFTER_SKIPPED = 1_000_000
+"""Entries left out before a copy stops reading (below that, the report's count is exact)."""
+
+
 def extract_archive(chunks: Iterator[bytes], root_name: str, dest: Path, max_bytes: int, max_files: int,
                     *, only: Callable[[str], bool] | None = None) -> CopyReport:
     """Write the regular files and folders of a Docker archive stream under ``dest``.
@@ -137,7 +141,7 @@ def extract_archive(chunks: Iterator[bytes], root_name: str, dest: Path, max_byt
                     report.skip(f"{rel} (over the {max_files}-file cap)")
                 else:
                     report.skip(f"{rel} ({member.size} bytes, over the {max_bytes}-byte cap)")
-                if reader.consumed > 2 * max_bytes + (1 << 20) or report.skipped_count > max(max_files, 1000):
+                if reader.consumed > 2 * max_bytes + (1 << 20) or report.skipped_count > STOP_AFTER_SKIPPED:
                     report.stopped_early = True
                     break
                 continue
