@@ -155,8 +155,14 @@ def run_attempt(att: Attempt) -> TaskResult:
             result.outcome, result.verdict, result.score = "failed", e.verdict, 0.0
             result.message = e.message
         else:
-            # Nothing the agent started (daemons, setsid) may run on while its work is judged.
-            sandbox.stop_processes()
+            # Nothing an untrusted agent started (daemons, setsid) may run on while its work is
+            # judged. The oracle is the task's own reference, trusted like its tests (its services,
+            # e.g. a server the verifier queries, keep running); --keep-agent-processes trusts all.
+            if att.agent.trusted or settings.keep_agent_processes:
+                result.metrics["sandbox.agent_processes"] = "kept"
+            else:
+                sandbox.stop_processes()
+                result.metrics["sandbox.agent_processes"] = "stopped"
             _record_output(output, result, task_dir, red)
             judgement = att.fmt.judge(task, output, sandbox, settings, task_dir)
             result.outcome = "passed" if judgement.passed else "failed"

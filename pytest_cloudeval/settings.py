@@ -96,6 +96,9 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("--default-memory", "cloudeval_default_memory", "memory limit of sandboxes whose task sets none "
            "(e.g. USACO agents)", type=_memory_mb, default=2048, env="CLOUDEVAL_DEFAULT_MEMORY",
            ini="cloudeval_default_memory", metavar="SIZE"),
+    Option("--keep-agent-processes", "cloudeval_keep_agent_processes", "let processes an agent started run on "
+           "while its work is judged (Harbor services; lets a root agent forge its reward)", action="store_true",
+           env="CLOUDEVAL_KEEP_AGENT_PROCESSES"),
     Option("--copy-max-files", "cloudeval_copy_max_files", "files copied back from a sandbox at most per "
            "task (logs, artifacts); the rest is listed as left out", type=positive_int, default=10_000,
            env="CLOUDEVAL_COPY_MAX_FILES", ini="cloudeval_copy_max_files", metavar="N"),
@@ -166,6 +169,7 @@ class Settings:
     force_build: bool = False
     default_memory_mb: int = 2048
     copy_max_files: int = 10_000
+    keep_agent_processes: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Settings of backends and stores, keyed by their own names."""
 
@@ -259,6 +263,7 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
         force_build=bool(values["cloudeval_force_build"]),
         default_memory_mb=values["cloudeval_default_memory"],
         copy_max_files=values["cloudeval_copy_max_files"],
+        keep_agent_processes=bool(values["cloudeval_keep_agent_processes"]),
         rootdir=str(config.rootpath),
         invocation_dir=str(config.invocation_params.dir),
     )

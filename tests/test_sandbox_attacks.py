@@ -144,12 +144,20 @@ def test_local_worker_killed_leaves_no_process_or_folder(tmp_path: Path) -> None
 
 # -- 3: reward tampering (docker) --------------------------------------------------------------------
 
-TAMPER = r'''
+TAMPER_AGENT = '''
+from pytest_cloudeval.agents.base import sandbox_agent
+
+TAMPER = r"""
 # Leave a daemon that keeps writing a perfect reward, and plant one in advance.
 setsid sh -c 'while true; do mkdir -p /logs/verifier 2>/dev/null;
   echo 1 > /logs/verifier/reward.txt 2>/dev/null; sleep 0.02; done' >/dev/null 2>&1 < /dev/null &
 mkdir -p /logs/verifier && echo '{"reward": 1}' > /logs/verifier/reward.json && chmod 444 /logs/verifier/reward.json
 sleep 0.5
+"""
+
+@sandbox_agent
+def act(task, sandbox, **kwargs):
+    return sandbox.run(TAMPER, timeout=30).exit_code
 '''
 WRONG = "echo 0 > /logs/verifier/reward.txt\nsleep 1.5\n"
 
@@ -158,16 +166,24 @@ WRONG = "echo 0 > /logs/verifier/reward.txt\nsleep 1.5\n"
 def test_a_daemon_of_the_agent_cannot_rewrite_the_reward(tmp_path: Path) -> None:
     require_docker()
     bench = write_harbor_benchmark(tmp_path / "bench", ())
-    write_harbor_task(bench, "as-root", solve=TAMPER, test=WRONG, verifier='user = "root"\n')
-    write_harbor_task(bench, "default-user", solve=TAMPER, test=WRONG)
-    write_harbor_task(bench, "as-nobody", solve=TAMPER, test=WRONG, verifier='user = "nobody"\n')
+    write_harbor_task(bench, "as-root", test=WRONG, verifier='user = "root"\n')
+    write_harbor_task(bench, "default-user", test=WRONG)
+    write_harbor_task(bench, "as-nobody", test=WRONG, verifier='user = "nobody"\n')
+    (tmp_path / "tamper.py").write_text(TAMPER_AGENT)
     run_id = new_run_id("tamper")
-    res = run_pytest(tmp_path, "bench", "--sandbox=docker", "--agent", "oracle", "--run-id", run_id)
+    res = run_pytest(tmp_path, "bench", "--sandbox=docker", "--agent", "tamper.py:act", "--run-id", run_id)
     results = task_results(tmp_path / "results" / run_id)
     assert {k: (r["outcome"], r["score"]) for k, r in results.items()} == {
         "as-root": ("failed", 0.0), "default-user": ("failed", 0.0), "as-nobody": ("failed", 0.0)}, \
         res.stdout + res.stderr
+    assert all(r["metrics"]["sandbox.agent_processes"] == "stopped" for r in results.values())
     assert res.returncode == 1
+    # The trade-off, explicit: with --keep-agent-processes the same daemon forges the reward.
+    kept_id = new_run_id("tamper-kept")
+    run_pytest(tmp_path, "bench", "--sandbox=docker", "--agent", "tamper.py:act", "--run-id", kept_id,
+               "-k", "as-root", "--keep-agent-processes")
+    kept = task_results(tmp_path / "results" / kept_id)["as-root"]
+    assert (kept["outcome"], kept["metrics"]["sandbox.agent_processes"]) == ("passed", "kept")
 
 
 # -- 15: a connection cut mid-command is the sandbox's error (docker) ---------------------------------

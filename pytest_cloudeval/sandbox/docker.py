@@ -30,8 +30,10 @@ GO_MODE_DIR = 1 << 31
 GO_MODE_SYMLINK = 1 << 27
 
 STOP_SCRIPT = r"""
-# Keep PID 1 (init), the container's main process (the oldest child of init) and this script;
-# kill everything else, again and again until a round finds nothing (forks racing the kills).
+# Keep PID 1 (init), the container's main process (the oldest child of init), this script and,
+# when $1 is given, every process started before it (the image's entrypoint services); kill every
+# other process, again and again until a round finds nothing (forks racing the kills).
+since=${1:-}
 self=$$
 main=""; oldest=""
 for d in /proc/[0-9]*; do
@@ -49,6 +51,7 @@ while [ $round -lt 200 ]; do
     rest=${stat##*) }; set -- $rest
     [ "$1" = Z ] && continue
     [ "$2" = "$self" ] && continue
+    [ -n "$since" ] && [ "${20}" -le "$since" ] && continue
     kill -9 "$p" 2>/dev/null && found=1
   done
   [ $found = 0 ] && exit 0
@@ -57,6 +60,9 @@ done
 echo "processes keep appearing" >&2
 exit 1
 """
+
+BASELINE_SCRIPT = r"""read -r stat < /proc/self/stat; rest=${stat##*) }; set -- $rest; echo "${20}" """
+"""Prints this exec's start time (clock ticks since boot): processes older than it are the image's."""
 
 UNTAR_MAX_BYTES = 32 * 1024 * 1024
 """Files written before a command go with it (unpacked by ``tar`` in the exec) up to this size."""
@@ -88,6 +94,8 @@ class DockerSandbox(Sandbox):
         self._known_dirs: set[str] = {"/", "/tmp"}
         self._pending: archive.PendingArchive | None = None
         self._closed = False
+        self._baseline: str = ""
+        """Start time (ticks) before which processes are the image's own (entrypoint services)."""
 
     # -- session-wide -----------------------------------------------------------------------
     @classmethod
@@ -137,6 +145,12 @@ class DockerSandbox(Sandbox):
                 raise
         engine.with_retries("start container", lambda: api.start(self.container_id))
         self._resolve_owner(api)
+        if config.get("Entrypoint"):
+            # Services the image's entrypoint started are the task's, not the agent's: stop_processes
+            # keeps whatever runs before this point.
+            mark = engine.run_exec(api, self.ref, ["sh", "-c", BASELINE_SCRIPT], timeout=30, user="0")
+            if mark.ok and mark.stdout.strip().isdigit():
+                self._baseline = mark.stdout.strip()
         if self.user and self._wanted_workdir:
             # The engine creates a missing working directory as root: the sandbox user's instead.
             self.make_dirs([self._wanted_workdir])
@@ -232,9 +246,11 @@ class DockerSandbox(Sandbox):
                               "max_bytes": self.spec.options.copy_max_bytes}}
 
     def stop_processes(self) -> None:
-        """Kill, as root, every process in the container but its init, its main process and this exec."""
+        """Kill, as root, every process in the container but its init, its main process, what the
+        image's entrypoint started before the first command, and this exec."""
         self.flush()
-        result = engine.run_exec(engine.client(), self.ref, ["sh", "-c", STOP_SCRIPT], timeout=60, user="0")
+        result = engine.run_exec(engine.client(), self.ref, ["sh", "-c", STOP_SCRIPT, "sh", self._baseline],
+                                 timeout=60, user="0")
         if not result.ok:
             raise SandboxError(f"cannot stop the processes in container {self.spec.name}: exit {result.exit_code} "
                                f"{(result.stderr or result.stdout).strip()[-300:]}")
