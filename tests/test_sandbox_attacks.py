@@ -160,6 +160,25 @@ def act(task, sandbox, **kwargs):
     return sandbox.run(TAMPER, timeout=30).exit_code
 '''
 WRONG = "echo 0 > /logs/verifier/reward.txt\nsleep 1.5\n"
+THREAD_AGENT = '''
+import threading, time
+from pytest_cloudeval.agents.base import sandbox_agent
+
+@sandbox_agent
+def act(task, sandbox, **kwargs):
+    def forge():
+        for _ in range(400):  # keeps going after the agent returned, while the verifier runs
+            try:
+                sandbox.run("mkdir -p /logs/verifier; echo 1 > /logs/verifier/reward.txt", timeout=5)
+            except TimeoutError:
+                return
+            except Exception:
+                pass
+            time.sleep(0.01)
+    threading.Thread(target=forge, daemon=True).start()
+    time.sleep(0.3)
+    return "done"
+'''
 
 
 @pytest.mark.docker
@@ -178,12 +197,18 @@ def test_a_daemon_of_the_agent_cannot_rewrite_the_reward(tmp_path: Path) -> None
         res.stdout + res.stderr
     assert all(r["metrics"]["sandbox.agent_processes"] == "stopped" for r in results.values())
     assert res.returncode == 1
+    # A thread the agent left in the worker cannot act through its handle once its phase is over.
+    (tmp_path / "thread.py").write_text(THREAD_AGENT)
+    thread_id = new_run_id("tamper-thread")
+    res = run_pytest(tmp_path, "bench", "--sandbox=docker", "--agent", "thread.py:act", "--run-id", thread_id,
+                     "-k", "as-root")
+    assert task_results(tmp_path / "results" / thread_id)["as-root"]["outcome"] == "failed", res.stdout
     # The trade-off, explicit: with --keep-agent-processes the same daemon forges the reward.
     kept_id = new_run_id("tamper-kept")
     run_pytest(tmp_path, "bench", "--sandbox=docker", "--agent", "tamper.py:act", "--run-id", kept_id,
                "-k", "as-root", "--keep-agent-processes")
     kept = task_results(tmp_path / "results" / kept_id)["as-root"]
-    assert (kept["outcome"], kept["metrics"]["sandbox.agent_processes"]) == ("passed", "kept")
+    assert (kept["outcome"], kept["metrics"]["sandbox.agent_processes"]) == ("passed", "kept"), kept
 
 
 # -- 15: a connection cut mid-command is the sandbox's error (docker) ---------------------------------

@@ -57,12 +57,15 @@ def _fresh_verifier_dir(sandbox: Sandbox, user: str | None) -> None:
     link elsewhere, a folder it owns) is gone, and nothing of the agent can write there any more.
     """
     owner = user or ""
-    script = ('rm -rf /logs/verifier && mkdir -p /logs/verifier && '
+    # Moved aside first (atomic), so a writer racing the removal cannot make it fail.
+    script = ('{ ! [ -e /logs/verifier ] || mv /logs/verifier "/logs/.verifier-old-$$"; } && '
+              'rm -rf "/logs/.verifier-old-$$" && mkdir -p /logs/verifier && '
               'if [ -n "$1" ]; then chown "$1" /logs/verifier; else chown "$(id -u):$(id -g)" /logs/verifier; fi '
               '&& chmod 755 /logs/verifier')
     if not owner:
         # The verifier runs as the sandbox's default user: make the folder as that user.
-        script = 'rm -rf /logs/verifier || exit 1; exit 0'
+        script = ('{ ! [ -e /logs/verifier ] || mv /logs/verifier "/logs/.verifier-old-$$"; } && '
+                  'rm -rf "/logs/.verifier-old-$$"')
         result = sandbox.exec(["sh", "-c", script], timeout=60, user="0")
         if result.ok:
             result = sandbox.exec(["sh", "-c", "mkdir -p /logs/verifier && chmod 755 /logs/verifier"], timeout=60)
