@@ -339,7 +339,7 @@ def test_artifact_file_count_is_capped_and_reported(tmp_path: Path) -> None:
     bench = write_harbor_benchmark(tmp_path / "bench", ())
     write_harbor_task(bench, "many-files", solve=(
         "echo done > /app/out.txt\nmkdir -p /logs/artifacts/many && cd /logs/artifacts/many && "
-        "seq -f f%g.txt 1 50000 | xargs touch\n"))
+        "seq -f f%g.txt 1 50000 | xargs touch\n"), agent_timeout=600)
     (tmp_path / "pytest.ini").write_text("[pytest]\ncloudeval_copy_max_files = 5\n")  # the CLI wins over ini
     run_id = new_run_id("files")
     res = run_pytest(tmp_path, "bench", "--sandbox=docker", "--agent", "oracle", "--run-id", run_id,
