@@ -18,12 +18,13 @@ from typing import Any
 from .agents.base import Agent, AgentContext, AgentFailure
 from .capture import CappedBuffer
 from .errors import BenchmarkError, InfrastructureError
+from .layout import mark_results_dir
 from .model import DEFAULT_AGENT_TIMEOUT_S, AgentOutput, Task, TaskResult
 from .redact import Redactor
 from .results import atomic_write_bytes, atomic_write_json, result_dirname
 from .sandbox.base import Sandbox, SandboxSpec
 from .settings import Settings
-from .tasks.base import TaskFormat
+from .tasks.base import TaskFormat, resolve_env
 
 METRIC_ALIASES = {
     "tokens_in": ("tokens_in", "input_tokens", "prompt_tokens"),
@@ -105,8 +106,9 @@ def sandbox_spec(att: Attempt, image: str | None) -> SandboxSpec:
         memory_mb=settings.memory_mb or task.limits.memory_mb,
         storage_mb=task.limits.storage_mb,
         network=network,
-        workdir=task.private.get("workdir") if isinstance(task.private.get("workdir"), str) else None,
-        env=dict(settings.secrets) | dict(task.private.get("env", {}) or {}),
+        workdir=task.environment.workdir,
+        env=dict(settings.secrets) | resolve_env(task.environment.env, settings.secrets, task.source, "environment"),
+        user=task.environment.agent_user,
         labels={"cloudeval.run": settings.run_id, "cloudeval.task": task.task_id[:60],
                 "cloudeval.benchmark": task.benchmark[:60]},
     )
@@ -119,6 +121,7 @@ def run_attempt(att: Attempt) -> TaskResult:
     if task_dir.exists():  # an earlier errored or interrupted attempt: start clean
         shutil.rmtree(task_dir, ignore_errors=True)
     task_dir.mkdir(parents=True, exist_ok=True)
+    mark_results_dir(settings.run_dir)  # agent-written files below: pytest must never collect them
     result = att.new_result()
     result.started_at = utcnow()
     t0 = time.monotonic()
@@ -128,7 +131,13 @@ def run_attempt(att: Attempt) -> TaskResult:
     output: AgentOutput | None = None
     interrupted = False
     try:
-        missing = att.fmt.requires - getattr(att.sandbox_cls, "capabilities", frozenset({"process"}))
+        capabilities = getattr(att.sandbox_cls, "capabilities", frozenset({"process"}))
+        missing = att.fmt.requires - capabilities
+        if task.limits.gpus and "gpu" not in capabilities:
+            result.outcome, result.verdict = "skipped", "SKIPPED"
+            result.message = (f"{task.source}: the task asks for {task.limits.gpus} GPU(s) ([environment] gpus); "
+                              f"the {settings.sandbox!r} sandbox offers none")
+            return result
         if missing:
             result.outcome, result.verdict = "skipped", "SKIPPED"
             result.message = (f"{task.format} tasks need a sandbox with {', '.join(sorted(missing))} "

@@ -17,6 +17,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +29,8 @@ from ..model import AgentOutput, Judgement, Task
 from ..results import atomic_write_bytes, atomic_write_json
 from ..sandbox.base import ExecResult, Sandbox
 from ..settings import Settings
+from .base import resolve_env
+from .harbor import data
 
 LOG_DIRS = ("/logs/agent", "/logs/verifier", "/logs/artifacts")
 LOGS_CAP_BYTES = 64 * 1024 * 1024
@@ -85,11 +88,11 @@ def ensure_image(task: Task, settings: Settings) -> str:
     """The image ``task`` runs in: its ``docker_image`` (must exist locally) or its built environment."""
     from ..sandbox import docker_engine as engine
 
-    folder = Path(str(task.private["dir"]))
+    folder = data(task).task_dir
     cached = _images.get(str(folder))
     if cached is not None:
         return cached
-    given = task.private.get("image")
+    given = task.environment.image
     if isinstance(given, str) and given:
         engine.inspect_image(given, hint=f"task {task.task_id} names [environment] docker_image = {given!r}, "
                                          "and images are never pulled here: build or load it first")
@@ -137,7 +140,7 @@ def _tag_same_environment(digest: str, tag: str) -> bool:
 def _build(task: Task, env_dir: Path, tag: str, digest: str) -> None:
     from ..sandbox import docker_engine as engine
 
-    api = engine.client(engine.BUILD_TIMEOUT_S)
+    api = engine.client(task.environment.build_timeout_s or engine.BUILD_TIMEOUT_S)  # [environment] build_timeout_sec
     lines: list[str] = []
     try:
         stream = api.build(path=str(env_dir), tag=tag, rm=True, forcerm=True, pull=False, decode=True,
@@ -164,8 +167,7 @@ def _build(task: Task, env_dir: Path, tag: str, digest: str) -> None:
 
 
 def _workdir(task: Task, sandbox: Sandbox) -> str:
-    workdir = task.private.get("workdir")
-    return workdir if isinstance(workdir, str) and workdir else sandbox.workdir
+    return task.environment.workdir or sandbox.workdir
 
 
 def prepare(task: Task, sandbox: Sandbox, settings: Settings) -> None:
@@ -177,11 +179,35 @@ def prepare(task: Task, sandbox: Sandbox, settings: Settings) -> None:
     make_dirs = getattr(sandbox, "make_dirs", None)
     if make_dirs is not None:
         make_dirs(list(LOG_DIRS), mode=0o777)
+    else:
+        quoted = " ".join(LOG_DIRS)
+        result = sandbox.exec(f"mkdir -p {quoted} && chmod 777 {quoted}", timeout=60, user="0")
+        if not result.ok:
+            raise SandboxError(f"cannot create the log folders: {result.stderr[-500:]}")
+    healthcheck(task, sandbox)
+
+
+def healthcheck(task: Task, sandbox: Sandbox) -> None:
+    """``[environment.healthcheck]`` as Docker runs HEALTHCHECK: failures during the start period do
+    not count; then ``retries`` consecutive failures mean the environment never became ready."""
+    check = data(task).healthcheck
+    if check is None:
         return
-    quoted = " ".join(LOG_DIRS)
-    result = sandbox.exec(f"mkdir -p {quoted} && chmod 777 {quoted}", timeout=60, user="0")
-    if not result.ok:
-        raise SandboxError(f"cannot create the log folders: {result.stderr[-500:]}")
+    started = time.monotonic()
+    failures = 0
+    last = ""
+    while True:
+        result = sandbox.exec(["sh", "-c", check.command], timeout=check.timeout_s, cwd=_workdir(task, sandbox))
+        if result.ok:
+            return
+        last = "timed out" if result.timed_out else f"exit {result.exit_code}: {(result.stderr or result.stdout)[-300:]}"
+        in_start = time.monotonic() - started < check.start_period_s
+        if not in_start:
+            failures += 1
+            if failures >= check.retries:
+                raise SandboxError(f"task {task.task_id}: [environment.healthcheck] command {check.command!r} "
+                                   f"failed {failures} time(s) in a row ({last}); the agent was not started")
+        time.sleep(check.start_interval_s if in_start else check.interval_s)
 
 
 def _output_log(title: str, result: ExecResult) -> str:
@@ -194,11 +220,15 @@ def _output_log(title: str, result: ExecResult) -> str:
 
 def run_oracle(task: Task, sandbox: Sandbox, settings: Settings, timeout_s: float) -> AgentOutput:
     """The ``oracle`` agent: copy ``solution/`` to /solution and run ``solve.sh`` in the workdir."""
-    solution = Path(str(task.private["dir"])) / "solution"
+    solution = data(task).task_dir / "solution"
     if not (solution / "solve.sh").is_file():
         raise BenchmarkError(solution, f"task {task.task_id} has no solution/solve.sh for the oracle agent")
     sandbox.copy_in(solution, "/solution")
-    result = sandbox.exec(["bash", "/solution/solve.sh"], timeout=timeout_s, cwd=_workdir(task, sandbox))
+    # As Harbor's oracle: [solution] env (templates resolved) and a non-interactive apt.
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    env.update(resolve_env(data(task).solution_env, settings.secrets, task.source, "solution"))
+    result = sandbox.exec(["bash", "/solution/solve.sh"], timeout=timeout_s, cwd=_workdir(task, sandbox),
+                          env=env, user=task.environment.agent_user)
     sandbox.write_file("/logs/agent/oracle.log", _output_log("solution/solve.sh", result))
     if result.timed_out:
         raise AgentFailure("AGENT_TIMEOUT", f"solution/solve.sh did not finish within {timeout_s:g} s")
@@ -210,13 +240,14 @@ def run_oracle(task: Task, sandbox: Sandbox, settings: Settings, timeout_s: floa
 
 def verify(task: Task, sandbox: Sandbox, settings: Settings, task_dir: Path) -> Judgement:
     """Copy ``tests/`` to /tests, run ``test.sh`` within ``[verifier] timeout_sec``, read the reward."""
-    tests = Path(str(task.private["dir"])) / "tests"
+    info = data(task)
+    tests = info.task_dir / "tests"
     sandbox.copy_in(tests, "/tests")
     timeout = task.limits.verifier_timeout_s or 600.0
-    env = {str(k): str(v) for k, v in (task.private.get("verifier_env") or {}).items()}
-    user = task.private.get("verifier_user") or None
+    env = resolve_env(info.verifier_env, settings.secrets, task.source, "verifier")
     result = sandbox.exec(["bash", "/tests/test.sh"], timeout=timeout, env=env, cwd=_workdir(task, sandbox),
-                          user=user if isinstance(user, str) else None)
+                          # The sandbox's default user is [agent] user; the verifier is not the agent.
+                          user=info.verifier_user or ("0" if task.environment.agent_user else None))
     atomic_write_bytes(task_dir / "logs" / "verifier" / "test-output.txt",
                        _output_log("tests/test.sh", result).encode())
     if result.timed_out:
