@@ -60,6 +60,18 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise BenchmarkError(path, f"invalid TOML: {str(e)[:200]}") from e
 
 
+class HugeInt(str):
+    """A JSON integer too long to convert (Python refuses over 4300 digits): kept as text so only
+    the field holding it is refused, not the whole file. Use ``parse_int=parse_json_int``."""
+
+    def __repr__(self) -> str:
+        return f"a number of {len(self)} digits"
+
+
+def parse_json_int(text: str) -> int | HugeInt:
+    return int(text) if len(text) <= 400 else HugeInt(text)
+
+
 def check_number(value: Any, field: str, *, integer: bool = False, minimum: float = 0.0,
                  maximum: float = math.inf, exclusive_min: bool = True) -> float | int:
     """``value`` as a finite number in range, else ValueError naming ``field`` and the value.
@@ -67,6 +79,8 @@ def check_number(value: Any, field: str, *, integer: bool = False, minimum: floa
     Every number a format reads from a task file goes through here (NaN, infinities, 5000-digit
     integers, booleans and strings are refused where they are read, not deep in a sandbox).
     """
+    if isinstance(value, HugeInt):
+        raise ValueError(f"{field} must be at most {maximum:g}, got a number of {len(value)} digits")
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     shown = _show(value)
     if isinstance(value, bool) or not ok:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import BenchmarkError
 from ..model import AgentOutput, Judgement, Limits, Task, TaskEnvironment
+from ..results import is_safe_id
 from ..sandbox.base import Sandbox
 from ..settings import Settings
 from .base import BrokenTask, TaskFormat, check_number, marker_name, read_toml
@@ -221,6 +222,9 @@ def load_task_dir(path: Path, benchmark: str) -> Task | BrokenTask:
     """One Harbor task directory, validated field by field against Harbor's task model."""
     task_id = path.name
     toml_path = path / "task.toml"
+    if not is_safe_id(task_id):
+        return BrokenTask(benchmark, "invalid_task_name", toml_path,
+                          f"task folder name {task_id!r} is not a safe id (no control characters)")
     try:
         data = read_toml(toml_path)
     except BenchmarkError as e:

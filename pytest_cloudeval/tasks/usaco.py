@@ -18,7 +18,7 @@ from ..model import AgentOutput, Judgement, Limits, Task
 from ..results import atomic_write_json, is_safe_id
 from ..sandbox.base import Sandbox
 from ..settings import Settings
-from .base import BrokenTask, TaskFormat, check_number, marker_name
+from .base import BrokenTask, HugeInt, TaskFormat, check_number, marker_name, parse_json_int
 
 MAX_RUNTIME_S = 3600.0
 MAX_MEMORY_MB = 1024 * 1024
@@ -70,12 +70,16 @@ def _check_problem(key: str, problem: Any) -> str | None:
         if name not in problem:
             return f"problem {key!r} lacks the field {name!r}"
         value = problem[name]
+        if isinstance(value, HugeInt):
+            continue  # a number, refused by its range below
         if isinstance(value, bool) or not isinstance(value, typ):
             return f"problem {key!r}: {name} must be {_type_name(typ)}, got {value!r}"
     for name, typ in OPTIONAL.items():
         if name in problem and problem[name] is not None:
             value = problem[name]
-            if isinstance(value, bool) or not isinstance(value, typ):
+            if isinstance(value, HugeInt) and typ is int:
+                continue  # a number, refused by its range below
+            if isinstance(value, bool) or not isinstance(value, typ) or isinstance(value, HugeInt):
                 return f"problem {key!r}: {name} must be {_type_name(typ)}, got {value!r}"
     try:
         check_number(problem["runtime_limit"], f"problem {key!r}: runtime_limit", maximum=MAX_RUNTIME_S)
@@ -114,7 +118,7 @@ class UsacoFormat(TaskFormat):
         if not dataset.is_file():
             raise BenchmarkError(toml_path, f"dataset {dataset_name!r} does not exist")
         try:
-            problems = json.loads(dataset.read_text(encoding="utf-8"))
+            problems = json.loads(dataset.read_text(encoding="utf-8"), parse_int=parse_json_int)
         except UnicodeDecodeError as e:
             raise BenchmarkError(dataset, f"not UTF-8 text ({e.reason} at byte {e.start})") from e
         except json.JSONDecodeError as e:
