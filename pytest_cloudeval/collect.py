@@ -107,6 +107,7 @@ def _unique(tasks: list[Task | BrokenTask]) -> list[Task | BrokenTask]:
 
 def make_items(parent: pytest.File, tasks: list[Task | BrokenTask], session: CloudEvalSession) -> Iterator[pytest.Item]:
     repeats = session.settings.repeat
+    decorators: dict[str, pytest.MarkDecorator] = {}
     for task in _unique(tasks):
         for repeat in range(1, repeats + 1):
             name = task.task_id if repeats == 1 else f"{task.task_id}[r{repeat}]"
@@ -115,8 +116,11 @@ def make_items(parent: pytest.File, tasks: list[Task | BrokenTask], session: Clo
                 continue
             item = TaskItem.from_parent(parent, name=name, task=task, repeat=repeat)
             for marker in task.markers:
-                session.register_marker(marker)
-                item.add_marker(marker)
+                decorator = decorators.get(marker)
+                if decorator is None:
+                    session.register_marker(marker)
+                    decorator = decorators[marker] = getattr(pytest.mark, marker)
+                item.add_marker(decorator)
             yield item
 
 

@@ -37,6 +37,8 @@ def is_safe_name(name: str) -> bool:
 def is_safe_id(task_id: str) -> bool:
     """A task id we accept: any printable text (real USACO ids hold ``?``, ``!``, parentheses) that
     cannot name another path: no ``/`` or ``\\``, not ``.`` or ``..``, no control characters."""
+    if SAFE_NAME.match(task_id) and ".." not in task_id:
+        return True
     return (bool(task_id) and len(task_id) <= 500 and task_id not in (".", "..")
             and not any(c in "/\\" or not c.isprintable() for c in task_id))
 

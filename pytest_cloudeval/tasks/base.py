@@ -8,6 +8,7 @@ its file names. Register a format with the ``pytest_cloudeval_task_formats`` hoo
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
@@ -82,17 +83,16 @@ def check_number(value: Any, field: str, *, integer: bool = False, minimum: floa
     if isinstance(value, HugeInt):
         raise ValueError(f"{field} must be at most {maximum:g}, got a number of {len(value)} digits")
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    shown = _show(value)
     if isinstance(value, bool) or not ok:
         kind = "a whole number" if integer else "a number"
-        raise ValueError(f"{field} must be {kind}, got {shown}")
+        raise ValueError(f"{field} must be {kind}, got {_show(value)}")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{field} must be a finite number, got {shown}")
+        raise ValueError(f"{field} must be a finite number, got {_show(value)}")
     if value <= minimum if exclusive_min else value < minimum:
         low = ("positive" if minimum == 0 else f"greater than {minimum:g}") if exclusive_min else f"at least {minimum:g}"
-        raise ValueError(f"{field} must be {low}, got {shown}")
+        raise ValueError(f"{field} must be {low}, got {_show(value)}")
     if value > maximum:
-        raise ValueError(f"{field} must be at most {maximum:g}, got {shown}")
+        raise ValueError(f"{field} must be at most {maximum:g}, got {_show(value)}")
     return value
 
 
@@ -130,6 +130,7 @@ def resolve_env(env: Mapping[str, str], passed: Mapping[str, str], source: Path,
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def marker_name(text: str) -> str:
     """A ``-m``-usable marker name made of a metadata value (``Hard Problems`` -> ``hard_problems``)."""
     name = re.sub(r"[^0-9a-zA-Z_]+", "_", str(text).strip().lower()).strip("_")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,8 +31,17 @@ class UsacoData:
     """USACO's private task data (``Task.private``): the reference solution and the hidden tests."""
 
     reference: str | None
-    tests: tuple[tuple[Path, Path], ...]
+    tests_dir: Path
+    """``tests_dir/<problem id>/`` holds the hidden tests, listed where the task runs (collection
+    only checks the folder exists: listing 10,000 folders would dominate collection time)."""
+    num_tests: int | None
     where: str
+
+    def tests(self, task: Task) -> list[tuple[Path, Path]]:
+        try:
+            return judge_mod.discover_tests(self.tests_dir, task.task_id, self.num_tests)
+        except judge_mod.JudgeSetupError as e:
+            raise BenchmarkError(task.source, f"problem {task.task_id!r}: hidden tests: {e}") from e
 
 
 def data(task: Task) -> UsacoData:
@@ -133,9 +143,11 @@ class UsacoFormat(TaskFormat):
             raise BenchmarkError(dataset, "holds no problems")
 
         tasks: list[Task | BrokenTask] = []
+        dataset_text, tests_text = str(dataset), str(tests_dir)
+        limits: dict[tuple[Any, Any], Limits] = {}  # shared: most problems have the same limits
         for key in sorted(problems):
             problem = problems[key]
-            where = f"{dataset}[{key!r}]"
+            where = f"{dataset_text}[{key!r}]"
             if not is_safe_id(key):
                 # Real ids may hold any printable character (HAL's "..._where_am_i?"); a path
                 # separator, "..", or a control character is refused: results folders derive from ids.
@@ -148,13 +160,17 @@ class UsacoFormat(TaskFormat):
             if problem_error:
                 tasks.append(BrokenTask(benchmark, key, dataset, problem_error))
                 continue
-            try:
-                tests = judge_mod.discover_tests(tests_dir, key, problem.get("num_tests"))
-            except judge_mod.JudgeSetupError as e:
-                tasks.append(BrokenTask(benchmark, key, dataset, f"problem {key!r}: hidden tests: {e}"))
+            if not os.path.isdir(os.path.join(tests_text, key)):
+                tasks.append(BrokenTask(benchmark, key, dataset, f"problem {key!r}: hidden tests: "
+                                        f"{tests_dir / key}: test folder for problem {key!r} does not exist"))
                 continue
             level = problem.get("problem_level") or ""
-            markers = ("usaco",) + ((marker_name(level),) if marker_name(level) else ())
+            level_marker = marker_name(level)
+            markers = ("usaco", level_marker) if level_marker else ("usaco",)
+            limit_key = (problem["runtime_limit"], problem["memory_limit"])
+            if limit_key not in limits:
+                limits[limit_key] = Limits(time_limit_s=float(problem["runtime_limit"]),
+                                           test_memory_mb=int(problem["memory_limit"]))
             agent_input = {k: v for k, v in problem.items() if k not in GROUND_TRUTH}
             tasks.append(Task(
                 benchmark=benchmark,
@@ -164,12 +180,15 @@ class UsacoFormat(TaskFormat):
                 root=root,
                 instruction=problem["description"],
                 agent_input=agent_input,
-                limits=Limits(time_limit_s=float(problem["runtime_limit"]),
-                              test_memory_mb=int(problem["memory_limit"])),
+                limits=limits[limit_key],
                 markers=markers,
-                private=UsacoData(reference=problem.get("solution_python3"), tests=tuple(tests), where=where),
+                private=UsacoData(reference=problem.get("solution_python3"), tests_dir=tests_dir,
+                                  num_tests=problem.get("num_tests"), where=where),
             ))
         return tasks
+
+    def prepare(self, task: Task, sandbox: Sandbox, settings: Settings) -> None:
+        data(task).tests(task)  # missing or unpaired hidden tests: an error before the agent runs
 
     def oracle(self, task: Task, sandbox: Sandbox, settings: Settings, timeout_s: float) -> AgentOutput:
         reference = data(task).reference
@@ -187,7 +206,7 @@ class UsacoFormat(TaskFormat):
                              f"the answer must be Python source (str), got {type(source).__name__}")
         time_limit = (task.limits.time_limit_s or 2.0) * settings.limit_multiplier
         memory_mb = int((task.limits.test_memory_mb or 256) * settings.limit_multiplier)
-        tests = list(data(task).tests)
+        tests = data(task).tests(task)
         if sandbox.host_root is not None:
             workdir = sandbox.host_root / ".judge"
             workdir.mkdir(parents=True, exist_ok=True)
