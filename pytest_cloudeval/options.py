@@ -87,7 +87,7 @@ MAX_NUMBER = 1e12
 def positive_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value) or not value > 0 or value > MAX_NUMBER:
-        raise ValueError(f"must be a finite number greater than 0 and at most {MAX_NUMBER:g}")
+        raise ValueError(f"must be a number greater than 0 (finite, at most {MAX_NUMBER:g})")
     return value
 
 
@@ -101,7 +101,7 @@ def finite_float(text: str) -> float:
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1 or value > MAX_NUMBER:
-        raise ValueError(f"must be a whole number from 1 to {MAX_NUMBER:g}")
+        raise ValueError(f"must be a whole number of at least 1 and at most {MAX_NUMBER:g}")
     return value
 
 
@@ -109,7 +109,7 @@ def bounded_int(low: int, high: int) -> Callable[[str], int]:
     def convert(text: str) -> int:
         value = int(text)
         if not low <= value <= high:
-            raise ValueError(f"must be a whole number from {low} to {high}")
+            raise ValueError(f"must be a whole number of at least {low} and at most {high}")
         return value
 
     return convert

@@ -169,7 +169,7 @@ def test_pathological_dataset_is_one_clear_error(pytester: pytest.Pytester, raw:
     (["--cpus", "nan"], "*--cpus: invalid value 'nan'*"),
     (["--task-timeout", "inf"], "*--task-timeout: invalid value 'inf'*"),
     (["--repeat", "1e20"], "*--repeat: invalid value '1e20'*"),
-    (["--repeat", "100000000000000000000"], "*--repeat: invalid value*from 1 to 1000*"),
+    (["--repeat", "100000000000000000000"], "*--repeat: invalid value*at least 1 and at most 1000*"),
     (["--pass-threshold", "nan"], "*--pass-threshold: invalid value 'nan'*"),
     (["--results-dir", "afile"], "*--results-dir *afile* exists and is not a folder*"),
     (["--results-dir", "afile/sub"], "*--results-dir *afile* exists and is not a folder*"),
