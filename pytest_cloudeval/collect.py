@@ -32,8 +32,8 @@ def _session(config: pytest.Config) -> CloudEvalSession:
     return config.stash[SESSION_KEY]
 
 
-def _benchmark_name(path: Path, spec: dict[str, Any]) -> str:
-    name = spec.get("name", path.parent.name)
+def _benchmark_name(path: Path, spec: dict[str, Any], settings: Any) -> str:
+    name = spec.get("name", settings.local_name(path.parent))
     if not isinstance(name, str) or not is_safe_name(name):
         raise BenchmarkError(path, f"benchmark name {name!r} must be letters, digits, '.', '_' or '-'")
     return name
@@ -60,7 +60,7 @@ class BenchmarkFile(_TaskSource):
         if fmt_name not in formats:
             known = ", ".join(sorted(formats))
             raise BenchmarkError(self.path, f"unknown format {fmt_name!r} (known: {known})")
-        benchmark = _benchmark_name(self.path, spec)
+        benchmark = _benchmark_name(self.path, spec, session.settings)
         tasks = formats[fmt_name].load_benchmark(self.path.parent, spec, benchmark)
         yield from make_items(self, tasks, session)
 
@@ -78,7 +78,7 @@ class TaskFile(_TaskSource):
 
     def collect(self) -> Iterator[pytest.Item]:
         session = _session(self.config)
-        parent_name = self.path.parent.parent.name
+        parent_name = session.settings.local_name(self.path.parent.parent)
         benchmark = parent_name if is_safe_name(parent_name) else self.fmt.name
         yield from make_items(self, [self.fmt.load_task(self.path, benchmark)], session)
 

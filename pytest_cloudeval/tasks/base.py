@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import BenchmarkError
 from ..model import AgentOutput, Judgement, Task
+from ..sandbox.base import Capability
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -143,8 +144,8 @@ class TaskFormat(ABC):
     """One benchmark format. Methods other than ``load_benchmark`` run where the task runs."""
 
     name: ClassVar[str]
-    requires: ClassVar[frozenset[str]] = frozenset()
-    """Sandbox capabilities the format needs (e.g. ``container``); missing ones skip the task."""
+    requires: ClassVar[Capability] = Capability.NONE
+    """Sandbox capabilities the format needs (e.g. ``Capability.CONTAINER``); missing ones skip the task."""
     markers: ClassVar[Mapping[str, str]] = {}
     """Markers this format adds to its tasks, with their help text (registered at configure)."""
 
@@ -168,10 +169,6 @@ class TaskFormat(ABC):
         Raises BenchmarkError when the benchmark as a whole is unreadable; a single bad task is
         returned as a BrokenTask so the others still run.
         """
-
-    def image(self, task: Task, settings: Settings) -> str | None:
-        """The container image for ``task`` (building it if needed), or None for the sandbox default."""
-        return None
 
     def prepare(self, task: Task, sandbox: Sandbox, settings: Settings) -> None:
         """Put what the agent needs into the sandbox before it starts."""

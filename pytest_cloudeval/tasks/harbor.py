@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import BenchmarkError
 from ..model import AgentOutput, Judgement, Limits, Task, TaskEnvironment
 from ..results import is_safe_id
-from ..sandbox.base import Sandbox
+from ..sandbox.base import Capability, Sandbox
 from ..settings import Settings
 from .base import BrokenTask, TaskFormat, check_number, marker_name, read_toml
 
@@ -245,6 +245,7 @@ def load_task_dir(path: Path, benchmark: str) -> Task | BrokenTask:
         image = env_t.get("docker_image")
         if image is not None and (not isinstance(image, str) or not image.strip()):
             raise ValueError(f"[environment] docker_image must be an image name, got {image!r}")
+        # Without a workdir, Harbor uses the image's WORKDIR (the sandbox reads it from the image).
         workdir = env_t.get("workdir")
         if workdir is not None and (not isinstance(workdir, str) or not workdir.startswith("/")):
             raise ValueError(f"[environment] workdir must be an absolute path, got {workdir!r}")
@@ -311,7 +312,7 @@ def load_task_dir(path: Path, benchmark: str) -> Task | BrokenTask:
 
 class HarborFormat(TaskFormat):
     name = "harbor"
-    requires = frozenset({"container"})
+    requires = Capability.CONTAINER
     markers = {"harbor": "Harbor-format benchmark tasks"}
 
     def detect(self, directory: Path) -> Path | None:
@@ -329,11 +330,6 @@ class HarborFormat(TaskFormat):
         if not folders:
             raise BenchmarkError(root / "benchmark.toml", "no task folders (with a task.toml) found")
         return [load_task_dir(p, benchmark) for p in folders]
-
-    def image(self, task: Task, settings: Settings) -> str | None:
-        from . import harbor_exec
-
-        return harbor_exec.ensure_image(task, settings)
 
     def prepare(self, task: Task, sandbox: Sandbox, settings: Settings) -> None:
         from . import harbor_exec
