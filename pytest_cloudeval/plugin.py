@@ -17,23 +17,17 @@ from typing import Any
 import pytest
 
 from . import hookspecs
-from .collect import BenchmarkFile, HarborTaskFile, TaskErrored, TaskFailed, _BaseItem
+from .collect import BenchmarkFile, TaskErrored, TaskFailed, TaskFile, _BaseItem
 from .crash import forget_junit_testcase, give_up, requeue
 from .errors import AgentSpecError
+from .layout import Roots, guard_conftests, is_results_dir, make_data_root
 from .options import add_options
 from .report import format_summary, summarize
 from .results import atomic_write_json, finished_results, pack_task_dir, unpack_task_dir
 from .session import SESSION_KEY, CloudEvalSession
 from .settings import CORE_OPTIONS, Settings, settings_from_config
 
-BUILTIN_MARKERS = {
-    "usaco": "USACO-format benchmark tasks",
-    "harbor": "Harbor-format benchmark tasks",
-    "bronze": "USACO bronze problems",
-    "silver": "USACO silver problems",
-    "gold": "USACO gold problems",
-    "platinum": "USACO platinum problems",
-}
+ROOTS_KEY = pytest.StashKey[Roots]()
 
 
 # Subsystems that hook into the run; each imports its cloud SDK lazily, only when used.
@@ -72,9 +66,31 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     return cleanup_all(config)
 
 
+def _roots(config: pytest.Config) -> Roots:
+    """Which folders are data (benchmark, task or results roots); formats say which are theirs."""
+    if ROOTS_KEY not in config.stash:
+        early: list[Any] = []
+
+        def formats() -> list[Any]:
+            state = config.stash.get(SESSION_KEY, None)
+            if state is not None:
+                return list(state.formats().values())
+            if not early:  # before configure: the formats of installed plugins
+                early.extend(f for batch in config.hook.pytest_cloudeval_task_formats() for f in batch or [])
+            return early
+
+        config.stash[ROOTS_KEY] = Roots(formats)
+    return config.stash[ROOTS_KEY]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    # pytest imports conftests of the command-line folders (and their test* subfolders) before any
+    # collection hook runs: a task folder's tests/conftest.py must not be among them (layout.py).
+    guard_conftests(early_config.pluginmanager, _roots(early_config))
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    for name, text in BUILTIN_MARKERS.items():
-        config.addinivalue_line("markers", f"{name}: {text}")
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and "cloudeval_settings" in workerinput:
         settings = Settings.from_dict(workerinput["cloudeval_settings"])
@@ -91,6 +107,9 @@ def pytest_configure(config: pytest.Config) -> None:
             signal.signal(signal.SIGTERM, signal.default_int_handler)
     session = CloudEvalSession(config, settings, resume)
     config.stash[SESSION_KEY] = session
+    for fmt in session.formats().values():
+        for name, text in fmt.markers.items():
+            config.addinivalue_line("markers", f"{name}: {text}")
     config.pluginmanager.register(ReportHooks(session), "cloudeval-reports")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session), "cloudeval-xdist")
@@ -139,12 +158,25 @@ class XdistHooks:
         return None
 
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.name == "benchmark.toml":
-        return BenchmarkFile.from_parent(parent, path=file_path)
-    if (file_path.name == "task.toml" and (file_path.parent / "instruction.md").exists()
-            and not (file_path.parent.parent / "benchmark.toml").exists()):
-        return HarborTaskFile.from_parent(parent, path=file_path)
+@pytest.hookimpl(tryfirst=True)
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """A benchmark, task or results root becomes one collector that never walks the folder."""
+    kind, source, fmt = _roots(parent.config).classify(path)
+    if kind == "benchmark":
+        return make_data_root(parent, path, source, lambda root, src: BenchmarkFile.from_parent(root, path=src))
+    if kind == "task":
+        return make_data_root(parent, path, source,
+                              lambda root, src: TaskFile.from_parent(root, path=src, fmt=fmt))
+    if kind == "results":
+        return make_data_root(parent, path, None, None)
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # Results folders hold files agents wrote (conftest.py, test_*.py among them): never collected.
+    if is_results_dir(collection_path):
+        return True
     return None
 
 

@@ -7,6 +7,7 @@ where ``<key>`` is the task id, or ``<task id>@r<i>`` when tasks are repeated.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import os
@@ -33,8 +34,28 @@ def is_safe_name(name: str) -> bool:
     return bool(SAFE_NAME.match(name)) and ".." not in name
 
 
+def is_safe_id(task_id: str) -> bool:
+    """A task id we accept: any printable text (real USACO ids hold ``?``, ``!``, parentheses) that
+    cannot name another path: no ``/`` or ``\\``, not ``.`` or ``..``, no control characters."""
+    if SAFE_NAME.match(task_id) and ".." not in task_id:
+        return True
+    return (bool(task_id) and len(task_id) <= 500 and task_id not in (".", "..")
+            and not any(c in "/\\" or not c.isprintable() for c in task_id))
+
+
+def task_dirname(task_id: str) -> str:
+    """The results folder name of a task id: the id itself when it is a safe name, else a safe,
+    stable and unique name (the readable part plus a hash of the real id, which result.json keeps)."""
+    if is_safe_name(task_id):
+        return task_id
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", task_id).strip("._-")[:80] or "task"
+    digest = hashlib.sha256(task_id.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{readable}-{digest}"
+
+
 def result_dirname(task_id: str, repeat: int, repeats: int) -> str:
-    return task_id if repeats <= 1 else f"{task_id}@r{repeat}"
+    name = task_dirname(task_id)
+    return name if repeats <= 1 else f"{name}@r{repeat}"
 
 
 def result_key(benchmark: str, task_id: str, repeat: int, repeats: int) -> str:

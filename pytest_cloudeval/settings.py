@@ -11,6 +11,7 @@ sandboxes read only their typed view of them, ``sandbox_section`` (a ``SandboxOp
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import secrets as _secrets
@@ -24,7 +25,16 @@ import pytest
 
 from .artifacts.settings import StoreSettings
 from .backends.options import CloudSettings
-from .options import Option, byte_size, choice, positive_float, positive_int, resolve
+from .options import (
+    Option,
+    bounded_int,
+    byte_size,
+    choice,
+    finite_float,
+    positive_float,
+    positive_int,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from .sandbox.base import SandboxOptions
@@ -42,7 +52,10 @@ def _run_id(text: str) -> str:
 def _memory_mb(text: str) -> int:
     """Accept 512 (MiB), 512m, 2g, 2GiB."""
     t = text.strip()
-    value = int(float(t)) if re.fullmatch(r"[0-9.]+", t) else byte_size(t) // 1024 ** 2
+    number = float(t) if re.fullmatch(r"[0-9]*\.?[0-9]+", t) else byte_size(t) / 1024 ** 2
+    if not math.isfinite(number) or number > 16 * 1024 ** 2:
+        raise ValueError("memory must be a finite size of at most 16 TiB")
+    value = int(number)
     if value < 4:
         raise ValueError("memory must be at least 4 MiB")
     return value
@@ -76,7 +89,7 @@ CORE_OPTIONS: tuple[Option, ...] = (
            type=_run_id, env="CLOUDEVAL_RUN_ID", metavar="RUN_ID"),
     Option("--resume", "cloudeval_resume", "continue RUN_ID: tasks stored as passed or failed are not "
            "run again", type=_run_id, metavar="RUN_ID"),
-    Option("--repeat", "cloudeval_repeat", "run every task K times (pass@k)", type=positive_int, default=1,
+    Option("--repeat", "cloudeval_repeat", "run every task K times (pass@k)", type=bounded_int(1, 1000), default=1,
            env="CLOUDEVAL_REPEAT", ini="cloudeval_repeat", metavar="K"),
     Option("--secrets-env", "cloudeval_secrets_env", "file of KEY=VALUE secrets passed to agents, "
            "redacted from every output", env="CLOUDEVAL_SECRETS_ENV", ini="cloudeval_secrets_env",
@@ -84,7 +97,7 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("--pass-env", "cloudeval_pass_env", "environment variable passed to agents as a secret "
            "(repeatable)", action="append", metavar="NAME"),
     Option("--pass-threshold", "cloudeval_pass_threshold", "minimum reward that passes a rewarded task",
-           type=float, default=1.0, env="CLOUDEVAL_PASS_THRESHOLD", ini="cloudeval_pass_threshold",
+           type=finite_float, default=1.0, env="CLOUDEVAL_PASS_THRESHOLD", ini="cloudeval_pass_threshold",
            metavar="X"),
     Option("--cpus", "cloudeval_cpus", "CPU limit per sandbox (default: the task's)", type=positive_float,
            env="CLOUDEVAL_CPUS", ini="cloudeval_cpus", metavar="N"),
@@ -276,6 +289,9 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
     results_dir = Path(values["cloudeval_results_dir"])
     if not results_dir.is_absolute():
         results_dir = Path(config.invocation_params.dir) / results_dir
+    existing = next((d for d in (results_dir, *results_dir.parents) if d.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise pytest.UsageError(f"--results-dir {results_dir}: {existing} exists and is not a folder")
 
     sandbox = values["cloudeval_sandbox"]
     return Settings(
