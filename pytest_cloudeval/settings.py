@@ -91,6 +91,10 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("--artifacts-url", "cloudeval_artifacts_url", "also upload each task's results to this URL "
            "(gs://BUCKET/PREFIX)", env="CLOUDEVAL_ARTIFACTS_URL", ini="cloudeval_artifacts_url",
            metavar="URL"),
+    Option("--usaco-judge", "cloudeval_usaco_judge", "USACO judging semantics: hal (as HAL's judge: exec under "
+           "its guard, sys.exit is a runtime error) or script (python3 submission.py); recorded in results",
+           type=choice("hal", "script"), default="hal", env="CLOUDEVAL_USACO_JUDGE", ini="cloudeval_usaco_judge",
+           metavar="MODE"),
 )
 
 
@@ -155,6 +159,8 @@ class Settings:
     cloud: str | None = None
     ship_results: bool = False
     """Workers send each task's folder to the controller in their reports (remote workers)."""
+    usaco_judge: str = "hal"
+    """``hal`` or ``script`` semantics of the USACO judge (see judge/usaco.py)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Settings of backends and stores, keyed by their own names."""
 
@@ -247,4 +253,5 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
         artifacts_url=values["cloudeval_artifacts_url"],
         rootdir=str(config.rootpath),
         invocation_dir=str(config.invocation_params.dir),
+        usaco_judge=values["cloudeval_usaco_judge"],
     )

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-import shlex
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -152,13 +152,14 @@ class UsacoFormat(TaskFormat):
         time_limit = (task.limits.time_limit_s or 2.0) * settings.limit_multiplier
         memory_mb = int((task.limits.test_memory_mb or 256) * settings.limit_multiplier)
         tests = [(Path(i), Path(o)) for i, o in task.private["tests"]]
+        semantics = getattr(settings, "usaco_judge", "hal")
         if sandbox.host_root is not None:
-            workdir = sandbox.host_root / ".judge"
-            workdir.mkdir(parents=True, exist_ok=True)
+            # A fresh folder that holds nothing but the submission's own source.
+            workdir = Path(tempfile.mkdtemp(prefix="judge-", dir=sandbox.host_root))
             report = judge_mod.judge_submission(source, tests, time_limit_s=time_limit, memory_mb=memory_mb,
-                                                workdir=workdir)
+                                                workdir=workdir, semantics=semantics)
         else:
-            report = self._judge_in_sandbox(source, tests, time_limit, memory_mb, sandbox)
+            report = self._judge_in_sandbox(source, tests, time_limit, memory_mb, semantics, sandbox)
         atomic_write_json(task_dir / "judge.json", report)
         verdict = report["verdict"]
         passed = verdict == "ACCEPTED"
@@ -173,24 +174,21 @@ class UsacoFormat(TaskFormat):
                                   "time_limit_s": time_limit, "memory_mb": memory_mb})
 
     def _judge_in_sandbox(self, source: str, tests: list[tuple[Path, Path]], time_limit: float,
-                          memory_mb: int, sandbox: Sandbox) -> dict[str, Any]:
-        """Run the same judge module inside the sandbox, so verdicts match the local sandbox's."""
-        base = "/tmp/cloudeval-judge"
-        sandbox.write_file(f"{base}/usaco_judge.py", Path(judge_mod.__file__).read_bytes())
-        sandbox.write_file(f"{base}/submission_src.py", source)
-        remote_tests = []
-        for n, (inp, out) in enumerate(tests, 1):
-            sandbox.copy_in(inp, f"{base}/tests/{n}.in")
-            sandbox.copy_in(out, f"{base}/tests/{n}.out")
-            remote_tests.append([f"{base}/tests/{n}.in", f"{base}/tests/{n}.out"])
-        spec = {"source_path": f"{base}/submission_src.py", "tests": remote_tests,
-                "time_limit_s": time_limit, "memory_mb": memory_mb, "workdir": f"{base}/run",
-                "python": "python3"}
-        sandbox.write_file(f"{base}/spec.json", json.dumps(spec))
+                          memory_mb: int, semantics: str, sandbox: Sandbox) -> dict[str, Any]:
+        """Run the same judge module inside the sandbox, so verdicts match the local sandbox's.
+
+        The judge's code and the hidden tests travel on the stdin of a root command and never touch
+        the sandbox's disk where the agent's user (or anything it left running) could read or
+        rewrite them; the judge then runs the submission as yet another, unprivileged user.
+        """
+        try:
+            payload = judge_mod.sandbox_payload(source, tests, time_limit_s=time_limit, memory_mb=memory_mb,
+                                                semantics=semantics, python="python3")
+        except judge_mod.JudgeSetupError as e:
+            raise VerifierError(f"cannot prepare the judge: {e}") from e
         budget = len(tests) * (time_limit + 5) + 30
-        result = sandbox.exec(
-            f"mkdir -p {base}/run && python3 {base}/usaco_judge.py {shlex.quote(base + '/spec.json')}",
-            timeout=budget)
+        result = sandbox.exec(["python3", "-I", "-c", judge_mod.SANDBOX_LOADER], timeout=budget, stdin=payload,
+                              user="0", env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"})
         if not result.ok:
             raise VerifierError(f"the judge failed in the sandbox (exit {result.exit_code}, "
                                 f"timed out: {result.timed_out}): {result.stderr[-2000:]}")
