@@ -134,7 +134,7 @@ class Settings:
     """Everything a controller or worker needs to run tasks. Secrets are kept out of ``repr``."""
 
     agent: str | None = None
-    agent_kwargs: Mapping[str, str] = field(default_factory=dict)
+    agent_kwargs: Mapping[str, Any] = field(default_factory=dict)
     sandbox: str = "local"
     sandbox_image: str = "cloudeval/runner:bookworm"
     task_timeout_s: float | None = None
@@ -198,10 +198,10 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
     env = dict(os.environ if environ is None else environ)
     values = {opt.dest: resolve(config, opt, env) for opt in CORE_OPTIONS}
 
-    kwargs: dict[str, str] = {}
-    for item in values["cloudeval_agent_args"] or []:
-        key, value = item.split("=", 1)
-        kwargs[key.strip()] = value
+    from .agents.args import parse_agent_args
+
+    raw_args = values["cloudeval_agent_args"] or []
+    kwargs = parse_agent_args(raw_args)  # typed as HAL types -A values
 
     secrets: dict[str, str] = {}
     if values["cloudeval_secrets_env"]:
@@ -216,7 +216,7 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
     # Secret-looking variables of the environment are redacted too, whether or not they are passed.
     redact = set(v for v in secrets.values() if len(v) >= 4)
     redact |= {v for k, v in env.items() if SECRET_NAME_RE.search(k) and len(v) >= 8}
-    for value in kwargs.values():
+    for value in (item.split("=", 1)[1] for item in raw_args):
         if value in redact:
             raise pytest.UsageError("-A: pass secrets with --secrets-env or --pass-env, not on the command line")
 
