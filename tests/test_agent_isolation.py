@@ -225,3 +225,23 @@ def test_requirements_installed_once_and_importable(pytester: pytest.Pytester, m
     pytester.runpytest_subprocess("bench", "--agent", "agent/main.py:run", f"--sandbox={sandbox}",
                                   "-k", "bronze").assert_outcomes(passed=1)
     assert installs[0].stat().st_mtime_ns == stamp, "installed again although cached"
+
+
+def test_hal_download_layout_with_the_readme_lines(pytester: pytest.Pytester) -> None:
+    # HAL's download: data/datasets/usaco_subset307_dict.json + data/datasets/usaco_v3/tests/<id>/.
+    datasets = pytester.path / "data" / "datasets"
+    datasets.mkdir(parents=True)
+    pid = "1001_bronze_add"
+    (datasets / "usaco_subset307_dict.json").write_text(json.dumps({pid: problem(pid, runtime_limit=15)}))
+    folder = datasets / "usaco_v3" / "tests" / pid
+    folder.mkdir(parents=True)
+    for index, (given, expected) in enumerate([("1 2\n", "3\n"), ("40 2\n", "42\n")], start=1):
+        (folder / f"{index}.in").write_text(given)
+        (folder / f"{index}.out").write_text(expected)
+    # The README's three lines, verbatim.
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    lines = ['format = "usaco"', 'dataset = "usaco_subset307_dict.json"', 'tests_dir = "usaco_v3/tests"']
+    assert all(f"`{line}`" in readme for line in lines)
+    (datasets / "benchmark.toml").write_text("\n".join(lines) + "\n")
+    res = pytester.runpytest("data/datasets", "--agent", "oracle")
+    res.assert_outcomes(passed=1)

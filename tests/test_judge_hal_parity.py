@@ -82,6 +82,10 @@ CASES: dict[str, tuple[str, str, str, str]] = {
     "os_system": ("import os\nos.system('true')\n" + ADD, "RUNTIME_ERROR", "RUNTIME_ERROR", "ACCEPTED"),
     "subprocess": ("import subprocess\nsubprocess.run(['true'])\n" + ADD, "RUNTIME_ERROR", "RUNTIME_ERROR",
                    "ACCEPTED"),
+    "subprocess_via_importlib": ("import importlib\nimportlib.import_module('subprocess').Popen(['true']).wait()\n"
+                                 + ADD, "RUNTIME_ERROR", "RUNTIME_ERROR", "ACCEPTED"),
+    "shutil_move": ("import shutil, tempfile\nshutil.move(tempfile.mkdtemp(), tempfile.mkdtemp() + '/x')\n" + ADD,
+                    "RUNTIME_ERROR", "RUNTIME_ERROR", "ACCEPTED"),
     "os_fork": ("import os\nos.fork()\n" + ADD, "RUNTIME_ERROR", "RUNTIME_ERROR", "RUNTIME_ERROR"),
     "import_resource": ("import resource\n" + ADD, "RUNTIME_ERROR", "RUNTIME_ERROR", "ACCEPTED"),
     # The process ends before the judge's last line: HAL gets no result and says "timed out".
