@@ -63,6 +63,13 @@ def _wrap(spec: str, obj: Any, target: str, code_dir: Path | None, sys_path: lis
         raise AgentSpecError(f"--agent {spec}: {target.rpartition(':')[2]!r} is not callable")
     if getattr(obj, "__cloudeval_sandbox_agent__", False):
         return SandboxFunctionAgent(spec, obj)
+    try:
+        params = list(inspect.signature(obj).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    if params and not any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params):
+        raise AgentSpecError(f"--agent {spec}: a HAL agent takes the task input as its first argument: "
+                             f"run(input: dict, **kwargs)")
     return HalFunctionAgent(spec, target, code_dir, sys_path)
 
 
