@@ -119,13 +119,17 @@ class _ThreadRoutedStream(io.TextIOBase):
 
     def write(self, text: str) -> int:
         sink = _routes.get(threading.get_ident())
+        if sink is None and threading.current_thread() is not threading.main_thread():
+            # A thread the agent started: the latest agent's log (pytest itself prints from the
+            # main thread), so nothing an agent prints reaches the terminal unredacted.
+            sink = _routes.get(0)
         if sink is None:
             return int(self.original.write(text) or 0)
         sink.write(text.encode("utf-8", errors="replace"))
         return len(text)
 
     def flush(self) -> None:
-        if threading.get_ident() not in _routes:
+        if threading.current_thread() is threading.main_thread():
             self.original.flush()
 
     def isatty(self) -> bool:
@@ -147,6 +151,7 @@ def route_output(log: Any) -> None:
             if not isinstance(current, _ThreadRoutedStream):
                 setattr(sys, name, _ThreadRoutedStream(current))
         _routes[threading.get_ident()] = log
+        _routes[0] = log
 
 
 class SandboxFunctionAgent(Agent):
