@@ -629,20 +629,28 @@ SANDBOX_LOADER = (
 )
 
 
-def sandbox_payload(source: str, tests: list[tuple[Path, Path]], **options: Any) -> bytes:
+def sandbox_payload(source: str, tests: list[tuple[Path, Path]], *, inline: bool = True,
+                    workdir: str | None = None, **options: Any) -> bytes:
     """The stdin for ``python3 -I -c SANDBOX_LOADER``: this module's source, then the job.
 
-    Nothing of the job touches the sandbox's disk before the judge (root) has a folder that only
-    it can read, so no process of the agent (another user) ever sees a hidden test.
+    With ``inline`` the tests' contents travel in the payload: nothing of the job touches the
+    sandbox's disk before the judge (root) has a folder that only it can read, so no process of
+    the agent (another user) ever sees a hidden test. Without it (the local sandbox, on the
+    host's files) the tests are named by path and ``workdir`` is the submission's folder.
     """
     blobs = [source.encode("utf-8", errors="replace")]
+    paths = []
     for input_path, expected_path in tests:
+        if not inline:
+            paths.append([str(input_path), str(expected_path)])
+            continue
         for path in (Path(input_path), Path(expected_path)):
             try:
                 blobs.append(path.read_bytes())
             except OSError as exc:
                 raise JudgeSetupError(f"{path}: cannot read test file: {exc}") from exc
-    header = json.dumps({"sizes": [len(b) for b in blobs], "options": options}).encode()
+    header = json.dumps({"sizes": [len(b) for b in blobs], "options": options, "paths": paths,
+                         "workdir": workdir}).encode()
     module = Path(__file__).read_bytes()
     return b"".join([b"%012d" % len(module), module, b"%012d" % len(header), header, *blobs])
 
@@ -663,11 +671,14 @@ def sandbox_main(data: memoryview) -> int:
         blobs.append(bytes(data[offset : offset + length]))
         offset += length
     options = dict(header["options"])
-    root = os.geteuid() == 0
+    by_path = bool(header.get("paths"))
+    # Only where the judge owns the tests (inline, as root) does the submission change user: on the
+    # host the interpreter itself may live where another user cannot reach it.
+    drop = os.geteuid() == 0 and not by_path
     secret = Path(tempfile.mkdtemp(prefix="cloudeval-tests-"))  # mode 0700, the judge's own
-    work = Path(tempfile.mkdtemp(prefix="cloudeval-run-"))
+    work = Path(header["workdir"]) if header.get("workdir") else Path(tempfile.mkdtemp(prefix="cloudeval-run-"))
     try:
-        tests = []
+        tests = [(Path(i), Path(o)) for i, o in header.get("paths") or []]
         for number in range(1, (len(blobs) - 1) // 2 + 1):
             given, expected = secret / f"{number}.in", secret / f"{number}.out"
             given.write_bytes(blobs[2 * number - 1])
@@ -677,7 +688,7 @@ def sandbox_main(data: memoryview) -> int:
             blobs[0].decode("utf-8", errors="replace"),
             tests,
             workdir=work,
-            run_as=UNPRIVILEGED_UID if root else None,
+            run_as=UNPRIVILEGED_UID if drop else None,
             **options,
         )
     except JudgeSetupError as exc:

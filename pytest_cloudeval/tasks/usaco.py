@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -153,11 +154,14 @@ class UsacoFormat(TaskFormat):
         memory_mb = int((task.limits.test_memory_mb or 256) * settings.limit_multiplier)
         tests = [(Path(i), Path(o)) for i, o in task.private["tests"]]
         semantics = getattr(settings, "usaco_judge", "hal")
+        # The judge runs as a command of the sandbox, local or not: whatever the submission starts
+        # (setsid daemons included) is the sandbox's, and dies with it.
         if sandbox.host_root is not None:
-            # A fresh folder that holds nothing but the submission's own source.
-            workdir = Path(tempfile.mkdtemp(prefix="judge-", dir=sandbox.host_root))
-            report = judge_mod.judge_submission(source, tests, time_limit_s=time_limit, memory_mb=memory_mb,
-                                                workdir=workdir, semantics=semantics)
+            # Locally the tests are read where they are (copies would only add places to find
+            # them) and the submission works in a fresh folder holding nothing but its source.
+            workdir = tempfile.mkdtemp(prefix="judge-", dir=sandbox.host_root)
+            report = self._judge_in_sandbox(source, tests, time_limit, memory_mb, semantics, sandbox,
+                                            python=sys.executable, local_workdir=workdir)
         else:
             report = self._judge_in_sandbox(source, tests, time_limit, memory_mb, semantics, sandbox)
         atomic_write_json(task_dir / "judge.json", report)
@@ -174,20 +178,23 @@ class UsacoFormat(TaskFormat):
                                   "time_limit_s": time_limit, "memory_mb": memory_mb})
 
     def _judge_in_sandbox(self, source: str, tests: list[tuple[Path, Path]], time_limit: float,
-                          memory_mb: int, semantics: str, sandbox: Sandbox) -> dict[str, Any]:
-        """Run the same judge module inside the sandbox, so verdicts match the local sandbox's.
+                          memory_mb: int, semantics: str, sandbox: Sandbox, python: str = "python3",
+                          local_workdir: str | None = None) -> dict[str, Any]:
+        """Run the judge module as a sandbox command, so verdicts are the same in every sandbox.
 
-        The judge's code and the hidden tests travel on the stdin of a root command and never touch
-        the sandbox's disk where the agent's user (or anything it left running) could read or
-        rewrite them; the judge then runs the submission as yet another, unprivileged user.
+        In a container the judge's code and the hidden tests travel on the stdin of a root command
+        and never touch the sandbox's disk where the agent's user (or anything it left running)
+        could read or rewrite them; the judge then runs the submission as yet another,
+        unprivileged user. Locally (``local_workdir``) the tests are passed by path.
         """
         try:
-            payload = judge_mod.sandbox_payload(source, tests, time_limit_s=time_limit, memory_mb=memory_mb,
-                                                semantics=semantics, python="python3")
+            payload = judge_mod.sandbox_payload(source, tests, inline=local_workdir is None,
+                                                workdir=local_workdir, time_limit_s=time_limit,
+                                                memory_mb=memory_mb, semantics=semantics, python=python)
         except judge_mod.JudgeSetupError as e:
             raise VerifierError(f"cannot prepare the judge: {e}") from e
         budget = len(tests) * (time_limit + 5) + 30
-        result = sandbox.exec(["python3", "-I", "-c", judge_mod.SANDBOX_LOADER], timeout=budget, stdin=payload,
+        result = sandbox.exec([python, "-I", "-c", judge_mod.SANDBOX_LOADER], timeout=budget, stdin=payload,
                               user="0", env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"})
         if not result.ok:
             raise VerifierError(f"the judge failed in the sandbox (exit {result.exit_code}, "
