@@ -21,7 +21,30 @@ from pytest_cloudeval.model import AgentOutput, Limits, Task
 from pytest_cloudeval.sandbox.base import Sandbox
 from pytest_cloudeval.settings import Settings
 from pytest_cloudeval.tasks.usaco import UsacoFormat
-from tests.test_sandbox_contract import make_sandbox
+from tests.docker_support import require_docker
+
+
+def make_sandbox(kind: str, tmp_path: Path) -> Sandbox:
+    """A local or Docker (runner image, user ``agent``) sandbox, as the runner makes them."""
+    import secrets
+
+    from pytest_cloudeval.sandbox.base import SandboxOptions, SandboxSpec
+
+    task = Task(benchmark="parity", task_id="t", format="usaco", source=tmp_path, root=tmp_path,
+                instruction="", agent_input={})
+    run_id = f"parity-{secrets.token_hex(4)}"
+    options = SandboxOptions(run_id=run_id, work_root=str(tmp_path / "work"))
+    spec = SandboxSpec(task=task, run_id=run_id, name=f"ce-{run_id}", labels={"cloudeval.run": run_id},
+                       options=options)
+    if kind == "local":
+        from pytest_cloudeval.sandbox.local import LocalSandbox
+
+        return LocalSandbox(spec)
+    require_docker()
+    from pytest_cloudeval.sandbox.docker import DockerSandbox
+
+    return DockerSandbox(spec)
+
 
 ADD = "a, b = map(int, input().split())\nprint(a + b)\n"
 REFERENCE_MARKER = "REFERENCE-7f3a9c"
