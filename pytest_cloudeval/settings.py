@@ -128,6 +128,10 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("--copy-max-files", "cloudeval_copy_max_files", "files copied back from a sandbox at most per "
            "task (logs, artifacts); the rest is listed as left out", type=positive_int, default=10_000,
            env="CLOUDEVAL_COPY_MAX_FILES", ini="cloudeval_copy_max_files", metavar="N"),
+    Option("--usaco-judge", "cloudeval_usaco_judge", "USACO judging semantics: hal (as HAL's judge: exec under "
+           "its guard, sys.exit is a runtime error) or script (python3 submission.py); recorded in results",
+           type=choice("hal", "script"), default="hal", env="CLOUDEVAL_USACO_JUDGE", ini="cloudeval_usaco_judge",
+           metavar="MODE"),
 )
 
 
@@ -167,7 +171,7 @@ class Settings:
     """Everything a controller or worker needs to run tasks. Secrets are kept out of ``repr``."""
 
     agent: str | None = None
-    agent_kwargs: Mapping[str, str] = field(default_factory=dict)
+    agent_kwargs: Mapping[str, Any] = field(default_factory=dict)
     sandbox: str = "local"
     sandbox_image: str = "cloudeval/runner:bookworm"
     task_timeout_s: float | None = None
@@ -205,6 +209,8 @@ class Settings:
     default_memory_mb: int = 2048
     copy_max_files: int = 10_000
     keep_agent_processes: bool = False
+    usaco_judge: str = "hal"
+    """``hal`` or ``script`` semantics of the USACO judge (see judge/usaco.py)."""
 
     @property
     def run_dir(self) -> Path:
@@ -256,10 +262,10 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
     env = dict(os.environ if environ is None else environ)
     values = {opt.dest: resolve(config, opt, env) for opt in CORE_OPTIONS}
 
-    kwargs: dict[str, str] = {}
-    for item in values["cloudeval_agent_args"] or []:
-        key, value = item.split("=", 1)
-        kwargs[key.strip()] = value
+    from .agents.args import parse_agent_args
+
+    raw_args = values["cloudeval_agent_args"] or []
+    kwargs = parse_agent_args(raw_args)  # typed as HAL types -A values
 
     secrets: dict[str, str] = {}
     secrets_file = None
@@ -276,7 +282,7 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
     # Secret-looking variables of the environment are redacted too, whether or not they are passed.
     redact = set(v for v in secrets.values() if len(v) >= 4)
     redact |= {v for k, v in env.items() if SECRET_NAME_RE.search(k) and len(v) >= 8}
-    for value in kwargs.values():
+    for value in (item.split("=", 1)[1] for item in raw_args):
         if value in redact:
             raise pytest.UsageError("-A: pass secrets with --secrets-env or --pass-env, not on the command line")
 
@@ -321,4 +327,5 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
         keep_agent_processes=bool(values["cloudeval_keep_agent_processes"]),
         rootdir=str(config.rootpath),
         invocation_dir=str(config.invocation_params.dir),
+        usaco_judge=values["cloudeval_usaco_judge"],
     )

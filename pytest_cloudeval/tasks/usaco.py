@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,13 +208,17 @@ class UsacoFormat(TaskFormat):
         time_limit = (task.limits.time_limit_s or 2.0) * settings.limit_multiplier
         memory_mb = int((task.limits.test_memory_mb or 256) * settings.limit_multiplier)
         tests = data(task).tests(task)
+        semantics = settings.usaco_judge
         # The judge runs as a command of the sandbox, local or not: whatever the submission starts
         # (setsid daemons included) is the sandbox's, and dies with it.
         if sandbox.host_root is not None:
-            report = self._judge_in_sandbox(source, tests, time_limit, memory_mb, sandbox,
-                                            base=str(sandbox.host_root / ".judge"), python=sys.executable)
+            # Locally the tests are read where they are (copies would only add places to find
+            # them) and the submission works in a fresh folder holding nothing but its source.
+            workdir = tempfile.mkdtemp(prefix="judge-", dir=sandbox.host_root)
+            report = self._judge_in_sandbox(source, tests, time_limit, memory_mb, semantics, sandbox,
+                                            python=sys.executable, local_workdir=workdir)
         else:
-            report = self._judge_in_sandbox(source, tests, time_limit, memory_mb, sandbox)
+            report = self._judge_in_sandbox(source, tests, time_limit, memory_mb, semantics, sandbox)
         atomic_write_json(task_dir / "judge.json", report)
         verdict = report["verdict"]
         passed = verdict == "ACCEPTED"
@@ -229,25 +233,24 @@ class UsacoFormat(TaskFormat):
                                   "time_limit_s": time_limit, "memory_mb": memory_mb})
 
     def _judge_in_sandbox(self, source: str, tests: list[tuple[Path, Path]], time_limit: float,
-                          memory_mb: int, sandbox: Sandbox, base: str = "/tmp/cloudeval-judge",
-                          python: str = "python3") -> dict[str, Any]:
-        """Run the judge module as a sandbox command, so verdicts are the same in every sandbox."""
-        sandbox.write_file(f"{base}/usaco_judge.py", Path(judge_mod.__file__).read_bytes())
-        sandbox.write_file(f"{base}/submission_src.py", source)
-        remote_tests = []
-        for n, (inp, out) in enumerate(tests, 1):
-            sandbox.copy_in(inp, f"{base}/tests/{n}.in")
-            sandbox.copy_in(out, f"{base}/tests/{n}.out")
-            remote_tests.append([f"{base}/tests/{n}.in", f"{base}/tests/{n}.out"])
-        spec = {"source_path": f"{base}/submission_src.py", "tests": remote_tests,
-                "time_limit_s": time_limit, "memory_mb": memory_mb, "workdir": f"{base}/run",
-                "python": python}
-        sandbox.write_file(f"{base}/spec.json", json.dumps(spec))
+                          memory_mb: int, semantics: str, sandbox: Sandbox, python: str = "python3",
+                          local_workdir: str | None = None) -> dict[str, Any]:
+        """Run the judge module as a sandbox command, so verdicts are the same in every sandbox.
+
+        In a container the judge's code and the hidden tests travel on the stdin of a root command
+        and never touch the sandbox's disk where the agent's user (or anything it left running)
+        could read or rewrite them; the judge then runs the submission as yet another,
+        unprivileged user. Locally (``local_workdir``) the tests are passed by path.
+        """
+        try:
+            payload = judge_mod.sandbox_payload(source, tests, inline=local_workdir is None,
+                                                workdir=local_workdir, time_limit_s=time_limit,
+                                                memory_mb=memory_mb, semantics=semantics, python=python)
+        except judge_mod.JudgeSetupError as e:
+            raise VerifierError(f"cannot prepare the judge: {e}") from e
         budget = len(tests) * (time_limit + 5) + 30
-        result = sandbox.exec(
-            f"mkdir -p {shlex.quote(base)}/run && {shlex.quote(python)} {shlex.quote(base + '/usaco_judge.py')} "
-            f"{shlex.quote(base + '/spec.json')}",
-            timeout=budget)
+        result = sandbox.exec([python, "-I", "-c", judge_mod.SANDBOX_LOADER], timeout=budget, stdin=payload,
+                              user="0", env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"})
         if not result.ok:
             raise VerifierError(f"the judge failed in the sandbox (exit {result.exit_code}, "
                                 f"timed out: {result.timed_out}): {result.stderr[-2000:]}")
