@@ -60,7 +60,7 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("--results-dir", "cloudeval_results_dir", "where results are written", default="results",
            env="CLOUDEVAL_RESULTS_DIR", ini="cloudeval_results_dir", metavar="DIR"),
     Option("--run-id", "cloudeval_run_id", "name of this run (default: a sortable timestamp)",
-           type=_run_id, env="CLOUDEVAL_RUN_ID", metavar="RUN_ID"),
+           type=_run_id, env="CLOUDEVAL_RUN_ID", ini="cloudeval_run_id", metavar="RUN_ID"),
     Option("--resume", "cloudeval_resume", "continue RUN_ID: tasks stored as passed or failed are not "
            "run again", type=_run_id, metavar="RUN_ID"),
     Option("--repeat", "cloudeval_repeat", "run every task K times (pass@k)", type=positive_int, default=1,
