@@ -21,8 +21,9 @@ from .collect import BenchmarkFile, HarborTaskFile, TaskErrored, TaskFailed, _Ba
 from .crash import forget_junit_testcase, give_up, requeue
 from .errors import AgentSpecError
 from .options import add_options
+from .redact import STRUCTURED_FIELDS
 from .report import format_summary, summarize
-from .results import atomic_write_json, finished_results, pack_task_dir, unpack_task_dir
+from .results import atomic_write_json, finished_results, pack_task_dir, remove_temporaries, unpack_task_dir
 from .session import SESSION_KEY, CloudEvalSession
 from .settings import CORE_OPTIONS, Settings, settings_from_config
 
@@ -83,6 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = settings_from_config(config)
         resume = {}
         if settings.resuming:
+            remove_temporaries(settings.run_dir)  # half-written files of the killed run
             resume = finished_results(settings.run_dir)
             if not resume and not settings.run_dir.is_dir() and not settings.artifacts_url:
                 raise pytest.UsageError(f"--resume {settings.run_id}: no such run in {settings.results_dir}")
@@ -195,7 +197,7 @@ class ReportHooks:
             self.session.results[report.nodeid] = data
             files = getattr(report, "cloudeval_files", None)
             if files and not self.session.is_worker:
-                task_dir = unpack_task_dir(self.session.settings, data, files)
+                task_dir = unpack_task_dir(self.session.settings, data, files, self.session.redactor)
                 if task_dir is not None:
                     # The remote worker does not upload (no store credentials on VMs); the
                     # controller takes over as soon as the folder has arrived.
@@ -244,7 +246,7 @@ def _finish_run(session: pytest.Session, state: CloudEvalSession, exitstatus: in
                   for nodeid, r in sorted(state.results.items())},
     }
     session.config.hook.pytest_cloudeval_run_finished(summary=run_data, run_dir=run_dir, settings=state.settings)
-    atomic_write_json(run_dir / "run.json", state.redactor.obj(run_data))
+    atomic_write_json(run_dir / "run.json", state.redactor.obj(run_data, STRUCTURED_FIELDS))
     state.summary = run_data
 
 

@@ -107,7 +107,7 @@ class CloudEvalSession:
                           redactor=self.redactor, repeat=item.repeat, nodeid=item.nodeid,
                           attempt=self._attempt_number(item))
         result = run_attempt(attempt)
-        data = self.redactor.obj(result.to_dict())
+        data = self.redactor.result(result.to_dict())
         self.config.hook.pytest_cloudeval_task_finished(result=data, task_dir=attempt.task_dir, settings=settings)
         return data
 
@@ -125,7 +125,7 @@ class CloudEvalSession:
                             message=f"{broken.source}: {broken.message}", key=f"{broken.benchmark}/{dirname}",
                             nodeid=item.nodeid, run_id=settings.run_id, worker=self.worker_name(),
                             repeat=item.repeat, sandbox=settings.sandbox)
-        data = self.redactor.obj(result.to_dict())
+        data = self.redactor.result(result.to_dict())
         task_dir = Path(settings.run_dir) / broken.benchmark / dirname
         atomic_write_json(task_dir / "result.json", data)
         return data

@@ -15,9 +15,14 @@ from typing import Any
 import pytest
 
 from .options import Option, byte_size, choice, positive_float, positive_int, resolve
+from .redact import unsafe_reason
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SECRET_NAME_RE = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+ENV_REDACT_MIN_CHARS = 8
+"""Secret-looking variables of the environment (not passed to agents) are redacted from this length on."""
+FLAG_VALUES = frozenset({"0", "1", "true", "false", "yes", "no", "on", "off", "none", "null"})
+"""Values of secret-looking variables that are switches, not secrets: skipped without a warning."""
 
 
 def _run_id(text: str) -> str:
@@ -198,18 +203,40 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
         kwargs[key.strip()] = value
 
     secrets: dict[str, str] = {}
+    origin: dict[str, str] = {}
     if values["cloudeval_secrets_env"]:
         path = Path(values["cloudeval_secrets_env"])
         if not path.is_absolute():
             path = Path(config.invocation_params.dir) / path
         secrets.update(parse_env_file(path))
+        origin.update((name, f"--secrets-env {path}") for name in secrets)
     for name in values["cloudeval_pass_env"] or []:
         if name not in env:
             raise pytest.UsageError(f"--pass-env {name}: no such environment variable")
         secrets[name] = env[name]
-    # Secret-looking variables of the environment are redacted too, whether or not they are passed.
-    redact = set(v for v in secrets.values() if len(v) >= 4)
-    redact |= {v for k, v in env.items() if SECRET_NAME_RE.search(k) and len(v) >= 8}
+        origin[name] = "--pass-env"
+    # A secret given to agents must be redactable: masking a short or common value would rewrite the
+    # plugin's own records ("failed"), and leaving it unmasked would leak it. The value is never named.
+    for name, value in secrets.items():
+        reason = unsafe_reason(value) if value else None
+        if reason:
+            raise pytest.UsageError(f"{origin[name]}: secret {name} cannot be redacted safely: {reason}. "
+                                    f"Give it a longer, unguessable value, or do not pass it.")
+    redact = {v for v in secrets.values() if v}
+    # Secret-looking variables of the environment are redacted too, whether or not they are passed;
+    # those too short or common to mask safely are skipped (agents do not get them) with a warning.
+    unmasked = []
+    for name, value in sorted(env.items()):
+        if not SECRET_NAME_RE.search(name) or name in secrets or not value:
+            continue
+        if len(value) >= ENV_REDACT_MIN_CHARS and unsafe_reason(value) is None:
+            redact.add(value)
+        elif value.strip().lower() not in FLAG_VALUES:
+            unmasked.append(name)
+    if unmasked and not hasattr(config, "workerinput"):
+        config.issue_config_time_warning(pytest.PytestWarning(
+            f"cloudeval: not redacting {', '.join(unmasked)}: too short or too common to mask safely "
+            f"(they are not passed to agents; pass a secret with --secrets-env/--pass-env)"), stacklevel=2)
     for value in kwargs.values():
         if value in redact:
             raise pytest.UsageError("-A: pass secrets with --secrets-env or --pass-env, not on the command line")

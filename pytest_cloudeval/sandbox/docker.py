@@ -343,8 +343,9 @@ class DockerSandbox(Sandbox):
         return self.copy_out_report(src, dest, max_bytes) is not None
 
     def copy_out_report(self, src: str, dest: Path, max_bytes: int = 256 * 1024 * 1024,
-                        only: Any = None) -> archive.CopyReport | None:
-        """Like ``copy_out`` but says what was left out (over the cap, links); None if ``src`` is absent."""
+                        only: Any = None, redactor: Any = None) -> archive.CopyReport | None:
+        """Like ``copy_out`` but says what was left out (over the cap, links); None if ``src`` is absent.
+        With a ``redactor``, names and contents are redacted as they stream in (see ``extract_archive``)."""
         self.flush()
         source = self._abs(src)
         api = engine.client()
@@ -357,9 +358,9 @@ class DockerSandbox(Sandbox):
         try:
             if int(stat.get("mode", 0)) & GO_MODE_DIR:
                 dest.mkdir(parents=True, exist_ok=True)
-                return archive.extract_archive(stream, root_name, dest, max_bytes, only=only)
+                return archive.extract_archive(stream, root_name, dest, max_bytes, only=only, redactor=redactor)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            return archive.extract_archive(stream, root_name, dest, max_bytes)
+            return archive.extract_archive(stream, root_name, dest, max_bytes, redactor=redactor)
         finally:
             _close_stream(stream)
 

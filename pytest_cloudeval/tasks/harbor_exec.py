@@ -25,12 +25,13 @@ from typing import Any
 from ..agents.base import AgentFailure
 from ..errors import BenchmarkError, SandboxError, VerifierError
 from ..model import AgentOutput, Judgement, Task
-from ..results import atomic_write_bytes, atomic_write_json
+from ..redact import redactor_for
+from ..results import COPY_BACK_CAP_BYTES, TEMP_PREFIX, atomic_write_bytes, atomic_write_json, redact_tree
 from ..sandbox.base import ExecResult, Sandbox
 from ..settings import Settings
 
 LOG_DIRS = ("/logs/agent", "/logs/verifier", "/logs/artifacts")
-LOGS_CAP_BYTES = 64 * 1024 * 1024
+LOGS_CAP_BYTES = COPY_BACK_CAP_BYTES  # one limit: all that is copied back is redacted on the way
 """At most this much of /logs comes back into the results folder (the rest is listed as left out)."""
 BUILD_LOG_TAIL = 40
 IMAGE_REPO = "cloudeval-task"
@@ -218,7 +219,7 @@ def verify(task: Task, sandbox: Sandbox, settings: Settings, task_dir: Path) -> 
     result = sandbox.exec(["bash", "/tests/test.sh"], timeout=timeout, env=env, cwd=_workdir(task, sandbox),
                           user=user if isinstance(user, str) else None)
     atomic_write_bytes(task_dir / "logs" / "verifier" / "test-output.txt",
-                       _output_log("tests/test.sh", result).encode())
+                       redactor_for(settings).text(_output_log("tests/test.sh", result)).encode())
     if result.timed_out:
         return Judgement(False, 0.0, "VERIFIER_TIMEOUT",
                          f"tests/test.sh did not finish within {timeout:g} s ([verifier] timeout_sec)")
@@ -310,7 +311,7 @@ def _collect(task: Task, sandbox: Sandbox, settings: Settings, task_dir: Path) -
     """``collect_logs``, returning what was left out (None: not known, e.g. another sandbox kind)."""
     describe = getattr(sandbox, "describe", None)
     if describe is not None:
-        atomic_write_json(task_dir / "sandbox.json", describe())
+        atomic_write_json(task_dir / "sandbox.json", redactor_for(settings).obj(describe()))
     if getattr(sandbox, "container_id", "") is None or sandbox in _collected:
         return None  # the container never came up, or verify() collected already
     _collected.add(sandbox)
@@ -319,15 +320,23 @@ def _collect(task: Task, sandbox: Sandbox, settings: Settings, task_dir: Path) -
     report_copy = getattr(sandbox, "copy_out_report", None)
     if report_copy is not None:
         wanted = {d.rsplit("/", 1)[1] for d in LOG_DIRS}
-        report = report_copy("/logs", dest, LOGS_CAP_BYTES, only=lambda rel: rel.split("/")[0] in wanted)
+        # Redacted (contents and names) as the archive streams in, before any file gets its name.
+        report = report_copy("/logs", dest, LOGS_CAP_BYTES, only=lambda rel: rel.split("/")[0] in wanted,
+                             redactor=redactor_for(settings))
         left_out = [] if report is None else list(report.skipped)
         if report is not None and report.stopped_early:
             left_out.append(f"(stopped reading after the {LOGS_CAP_BYTES}-byte cap: later files not listed)")
     else:
+        # A sandbox that cannot redact while copying: copy under a temporary name (never uploaded,
+        # removed on resume), redact there, then give the folder its name.
         for folder in LOG_DIRS:
-            sandbox.copy_out(folder, dest / folder.rsplit("/", 1)[1], LOGS_CAP_BYTES)
+            name = folder.rsplit("/", 1)[1]
+            staging = dest / f"{TEMP_PREFIX}{name}"
+            if sandbox.copy_out(folder, staging, LOGS_CAP_BYTES):
+                redact_tree(staging, redactor_for(settings))
+                os.replace(staging, dest / name)
     if left_out:
-        atomic_write_bytes(dest / "LEFT_OUT.txt",
-                           ("Files of /logs not copied back (size cap or not regular files):\n"
-                            + "\n".join(left_out) + "\n").encode())
+        atomic_write_bytes(dest / "LEFT_OUT.txt", redactor_for(settings).text(
+            "Files of /logs not copied back (size cap or not regular files):\n" + "\n".join(left_out) + "\n"
+        ).encode())
     return left_out
