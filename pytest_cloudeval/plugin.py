@@ -20,12 +20,23 @@ from . import hookspecs
 from .collect import BenchmarkFile, HarborTaskFile, TaskErrored, TaskFailed, _BaseItem
 from .crash import forget_junit_testcase, give_up, requeue
 from .errors import AgentSpecError
+from .interrupts import InterruptGuard
 from .options import add_options
 from .redact import STRUCTURED_FIELDS
 from .report import format_summary, summarize
-from .results import atomic_write_json, finished_results, pack_task_dir, remove_temporaries, unpack_task_dir
+from .results import (
+    atomic_write_json,
+    finished_results,
+    pack_task_dir,
+    remove_temporaries,
+    run_results,
+    unpack_task_dir,
+)
 from .session import SESSION_KEY, CloudEvalSession
 from .settings import CORE_OPTIONS, Settings, settings_from_config
+
+GUARD_KEY = pytest.StashKey[InterruptGuard]()
+PYTEST_SESSION_KEY = pytest.StashKey[pytest.Session]()
 
 BUILTIN_MARKERS = {
     "usaco": "USACO-format benchmark tasks",
@@ -96,6 +107,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ReportHooks(session), "cloudeval-reports")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session), "cloudeval-xdist")
+    if not session.is_worker and not config.option.collectonly and settings.agent:
+        # An agent run: Ctrl+C/SIGTERM stop it once, later ones do not break the teardown that
+        # removes sandboxes and writes run.json (interrupts.py). Plain test suites keep Python's way.
+        guard = InterruptGuard()
+        if guard.install():
+            config.stash[GUARD_KEY] = guard
     if not session.is_worker and not config.option.collectonly:
         session.sandbox_cls()  # an unknown sandbox or a missing SDK is a usage error, before any task
         if settings.agent:
@@ -190,6 +207,16 @@ class ReportHooks:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session.started = time.time()
+        self.session.config.stash[PYTEST_SESSION_KEY] = session
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        try:
+            return (yield)
+        finally:
+            guard = session.config.stash.get(GUARD_KEY, None)
+            if guard is not None:
+                guard.teardown = True  # from here on a signal must not break the teardown
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "cloudeval_result", None)
@@ -221,15 +248,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is None or state.is_worker:
         return
     try:
-        if state.results:
-            _finish_run(session, state, exitstatus)
+        if state.results or (not session.config.option.collectonly
+                             and any(state.settings.run_dir.glob("*/*/result.json"))):
+            _finish_run(session, state, int(session.exitstatus))
     finally:
         # Also after Ctrl+C or a failing hook: whatever a crashed worker or an interrupted task left.
         _sweep_sandboxes(session, state)
 
 
 def _finish_run(session: pytest.Session, state: CloudEvalSession, exitstatus: int) -> None:
-    results = list(state.results.values())
+    # From the result files, not only the reports that reached this process: after a Ctrl+C, tasks
+    # that workers finished (or stored as interrupted) have files but no report here.
+    by_key = run_results(state.settings.run_dir, state.results, state.started)
+    results = list(by_key.values())
     summary = summarize(results)
     summary["notes"] = []
     run_dir = state.settings.run_dir
@@ -241,9 +272,9 @@ def _finish_run(session: pytest.Session, state: CloudEvalSession, exitstatus: in
         "wall_seconds": round(time.time() - state.started, 3),
         "exit_status": int(exitstatus),
         "summary": summary,
-        "tasks": {r.get("key") or nodeid: {"outcome": r.get("outcome"), "verdict": r.get("verdict"),
-                                          "score": r.get("score"), "resumed": bool(r.get("resumed"))}
-                  for nodeid, r in sorted(state.results.items())},
+        "tasks": {key: {"outcome": r.get("outcome"), "verdict": r.get("verdict"),
+                        "score": r.get("score"), "resumed": bool(r.get("resumed"))}
+                  for key, r in sorted(by_key.items())},
     }
     session.config.hook.pytest_cloudeval_run_finished(summary=run_data, run_dir=run_dir, settings=state.settings)
     atomic_write_json(run_dir / "run.json", state.redactor.obj(run_data, STRUCTURED_FIELDS))
@@ -271,3 +302,21 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for line in lines:
         terminalreporter.write_line(state.redactor.text(line))
 
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """run.json must state the status the process really exits with: a later hook (a failed upload of
+    the run files) can still change it after run.json was written, so check it once more here."""
+    guard = config.stash.get(GUARD_KEY, None)
+    state = config.stash.get(SESSION_KEY, None)
+    session = config.stash.get(PYTEST_SESSION_KEY, None)
+    try:
+        if state is not None and not state.is_worker and state.summary is not None and session is not None:
+            final = int(session.exitstatus)
+            if state.summary.get("exit_status") != final:
+                state.summary["exit_status"] = final
+                atomic_write_json(state.settings.run_dir / "run.json",
+                                  state.redactor.obj(state.summary, STRUCTURED_FIELDS))
+    finally:
+        if guard is not None:
+            guard.restore()

@@ -35,6 +35,8 @@ agent_error verifier_timeout reward score verdict outcome message metrics tokens
 cost_usd duration_s started_at finished_at worker attempt repeat task_id benchmark agent key
 nodeid run_id sandbox limit_multiplier error_kind result results answer judge tests test total
 oracle noop local docker harbor usaco bronze silver gold platinum redacted summary config
+internal_error lost infrastructure backend store verifier benchmark interrupted index time_s exit_code
+detail total tests_passed tests_total uploads notes by_benchmark errors_by_kind slowest
 true false null none nan infinity undefined yes no on off
 """
 _ENGLISH_WORDS = """
@@ -60,14 +62,27 @@ STRUCTURED_FIELDS = frozenset({
 Not ``message``, ``error`` or ``metrics``: those carry task and agent text."""
 
 
+_OWN_VOCABULARY = tuple(sorted(set(_OWN_WORDS.split()) | {MASK.lower()}))
+_NUMBERISH = re.compile(r"^[0-9.:+\-\s]*$")
+MIN_NUMERIC_SECRET_CHARS = 8
+
+
 def unsafe_reason(value: str) -> str | None:
-    """Why ``value`` cannot be redacted safely (None when it can). Never includes the value."""
+    """Why ``value`` cannot be redacted safely (None when it can). Never includes the value.
+
+    Refused: under 4 characters; a common word; any part of the plugin's own vocabulary (outcomes,
+    verdicts, field names: "RONG_ANS" would mask part of every WRONG_ANSWER); digits only (with
+    ``.:-+``) under 8 characters, which would mask parts of the numbers, dates and times we write.
+    """
     if len(value) < MIN_SECRET_CHARS:
         return f"it is shorter than {MIN_SECRET_CHARS} characters"
-    if value.strip().lower() in COMMON_WORDS:
+    lowered = value.strip().lower()
+    if lowered in COMMON_WORDS:
         return "it is a common word (masking it would rewrite the plugin's own records)"
-    if value in MASK:
-        return "it is part of the redaction mask"
+    if any(lowered in word for word in _OWN_VOCABULARY):
+        return "it is part of the plugin's own vocabulary (outcomes, verdicts, field names)"
+    if _NUMBERISH.match(value) and len(value) < MIN_NUMERIC_SECRET_CHARS:
+        return f"it is a number shorter than {MIN_NUMERIC_SECRET_CHARS} characters (it would mask digits of times and scores)"
     return None
 
 

@@ -185,6 +185,37 @@ def load_results(run_dir: Path) -> dict[str, TaskResult]:
     return found
 
 
+def run_results(run_dir: Path, reported: dict[str, dict[str, Any]], since: float) -> dict[str, dict[str, Any]]:
+    """Every result of the run keyed by ``benchmark/key``: the result files on disk (the truth: after
+    a Ctrl+C some never reached the controller as reports) and reported results that have no file.
+
+    A result is marked ``resumed`` when it was reported as resumed, or when its file is older than
+    this invocation (``since``, a time.time()) and it was not reported: kept from an earlier one.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for nodeid, data in reported.items():
+        merged[str(data.get("key") or nodeid)] = data
+    for key, result in load_results(run_dir).items():
+        data = result.to_dict()
+        known = merged.get(key)
+        if known is not None:
+            data["resumed"] = bool(known.get("resumed"))
+        else:
+            data["resumed"] = _before(data.get("finished_at") or data.get("started_at"), since)
+        merged[key] = data
+    return merged
+
+
+def _before(stamp: Any, since: float) -> bool:
+    import datetime as _dt
+
+    try:
+        when = _dt.datetime.fromisoformat(str(stamp)).timestamp()
+    except ValueError:
+        return False
+    return when < since
+
+
 def finished_results(run_dir: Path) -> dict[str, dict[str, Any]]:
     """What ``--resume`` keeps: results whose outcome is passed or failed."""
     return {k: r.to_dict() for k, r in load_results(run_dir).items() if r.outcome in FINAL_OUTCOMES}
