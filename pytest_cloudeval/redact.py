@@ -67,6 +67,39 @@ _NUMBERISH = re.compile(r"^[0-9.:+\-\s]*$")
 MIN_NUMERIC_SECRET_CHARS = 8
 
 
+# The marker ``capture.CappedBuffer`` puts where it cut output: a secret may straddle the cut, leaving
+# its start before the marker and its end after it, which a whole-value search cannot find.
+_CUT_MARKER = r"\n\[\.\.\. cloudeval: \d+ bytes cut, \d+ bytes in all \.\.\.\]\n"
+_CUT_TEXT = re.compile(_CUT_MARKER)
+_CUT_BYTES = re.compile(_CUT_MARKER.encode())
+MIN_PARTIAL_CHARS = 3
+"""A secret's start (end) of at least this many characters just before (after) a cut is masked."""
+
+
+def _mask_cut_partials(data: Any, forms: tuple[Any, ...], mask: Any) -> Any:
+    """Mask fragments of a secret on either side of each cut marker in ``data`` (str or bytes)."""
+    pattern = _CUT_BYTES if isinstance(data, (bytes, bytearray)) else _CUT_TEXT
+    if not forms or pattern.search(data) is None:
+        return data
+    out = []
+    pos = 0
+    for match in pattern.finditer(data):
+        before = data[pos:match.start()]
+        cut = max((n for form in forms for n in range(MIN_PARTIAL_CHARS, len(form))
+                   if before.endswith(form[:n])), default=0)
+        out.append(before[:len(before) - cut] + (mask if cut else before[:0]))
+        out.append(match.group(0))
+        after_start = match.end()
+        rest = data[after_start:]
+        lead = max((n for form in forms for n in range(MIN_PARTIAL_CHARS, len(form))
+                    if rest.startswith(form[-n:])), default=0)
+        if lead:
+            out.append(mask)
+        pos = after_start + lead
+    out.append(data[pos:])
+    return data[:0].join(out)
+
+
 def unsafe_reason(value: str) -> str | None:
     """Why ``value`` cannot be redacted safely (None when it can). Never includes the value.
 
@@ -137,13 +170,13 @@ class Redactor:
         for value in self.values:
             if value in text:
                 text = text.replace(value, MASK)
-        return text
+        return _mask_cut_partials(text, self.values, MASK)
 
     def bytes(self, data: bytes) -> bytes:
         for value in self._bvalues:
             if value in data:
                 data = data.replace(value, MASK.encode())
-        return data
+        return _mask_cut_partials(data, self._bvalues, MASK.encode())
 
     def found_in(self, data: builtins.bytes) -> bool:
         """Whether any encoding of any secret occurs in ``data``."""

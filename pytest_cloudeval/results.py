@@ -21,7 +21,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from .model import TaskResult
 
@@ -33,6 +33,8 @@ SHIP_CAP_BYTES = 64 * 1024 * 1024
 COPY_BACK_CAP_BYTES = 64 * 1024 * 1024
 """Bytes of task output copied back from a sandbox per task: everything copied is redacted (streamed,
 so no size is too big to redact) and what is over the cap is listed, not kept."""
+IN_MEMORY_REDACT_BYTES = 8 * 1024 * 1024
+"""Files up to this size are redacted whole (bytes); bigger ones are streamed in bounded memory."""
 TEMP_PREFIX = ".cloudeval-part-"
 """Files and folders being written (or left half-written by a killed run) start with this."""
 
@@ -99,7 +101,11 @@ def write_redacted(src: IO[bytes], path: Path, redactor: Redactor, mode: int = 0
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
-            redactor.stream(src, out)
+            head = _read_up_to(src, IN_MEMORY_REDACT_BYTES + 1)
+            if len(head) <= IN_MEMORY_REDACT_BYTES:
+                out.write(redactor.bytes(head))  # also masks a secret cut in two by a capped log
+            else:
+                redactor.stream(cast(IO[bytes], _Chain(head, src)), out)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -108,6 +114,30 @@ def write_redacted(src: IO[bytes], path: Path, redactor: Redactor, mode: int = 0
         except OSError:
             pass
         raise
+
+
+def _read_up_to(src: IO[bytes], limit: int) -> bytes:
+    """``limit`` bytes of ``src``, fewer only at its end (a raw stream may return short reads)."""
+    parts = []
+    left = limit
+    while left > 0:
+        block = src.read(min(left, 1 << 20))
+        if not block:
+            break
+        parts.append(block)
+        left -= len(block)
+    return b"".join(parts)
+
+
+class _Chain:
+    """``head`` bytes already read, then the rest of ``src``: a stream that was peeked at."""
+
+    def __init__(self, head: bytes, src: IO[bytes]) -> None:
+        self._head = io.BytesIO(head)
+        self._src = src
+
+    def read(self, n: int = -1) -> bytes:
+        return self._head.read(n) or self._src.read(n)
 
 
 def _remove(path: Path) -> None:

@@ -4,6 +4,7 @@ and folder names. Each test fails if its attack works again."""
 
 from __future__ import annotations
 
+import io
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -56,6 +57,22 @@ def test_every_encoding_of_a_secret_is_masked() -> None:
     # Redacting before serializing, as the runner does, leaves nothing to find afterwards either.
     document = json.dumps(red.obj({"answer": [ESCAPED_SECRET, {"k": "x" + ESCAPED_SECRET}]}))
     assert not leaks(document.encode(), ESCAPED_SECRET)
+
+
+def test_a_secret_cut_in_two_by_a_capped_log_is_masked_on_both_sides(tmp_path: Path) -> None:
+    """Output caps keep a head and a tail: a secret across either edge left half of it in the log."""
+    from pytest_cloudeval.capture import CappedBuffer
+
+    secret = "sk-live-0123456789abcdef"
+    buf = CappedBuffer(10, 10)
+    buf.write(b"xxxxx" + secret.encode() + b"y" * 100 + secret.encode() + b"zzzz")
+    raw = buf.getvalue()
+    assert b"sk-li" in raw and b"abcdef" in raw  # the attack: both halves survive the cut
+    red = Redactor([secret])
+    for clean in (red.bytes(raw), red.text(raw.decode()).encode()):
+        assert b"sk-li" not in clean and b"abcdef" not in clean and b"bytes cut" in clean
+    write_redacted(io.BytesIO(raw), tmp_path / "log", red)
+    assert b"sk-li" not in (tmp_path / "log").read_bytes()
 
 
 @pytest.mark.parametrize("value", ["failed", "passed", "PASSED", "error", "true", "null", "WRONG_ANSWER", "the",
