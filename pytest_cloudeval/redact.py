@@ -56,7 +56,7 @@ STRUCTURED_FIELDS = frozenset({
     "outcome", "verdict", "score", "task_id", "benchmark", "agent", "key", "nodeid", "run_id", "worker",
     "attempt", "repeat", "started_at", "finished_at", "duration_s", "error_kind", "sandbox",
     "limit_multiplier", "resumed", "tokens_in", "tokens_out", "cost_usd", "exit_status", "wall_seconds",
-    "passed", "failed", "skipped", "tasks", "pass_rate", "mean_score",
+    "tasks", "pass_rate", "mean_score",
 })
 """Keys whose values the plugin writes itself: never redacted (where ``Redactor.obj`` is given them).
 Not ``message``, ``error`` or ``metrics``: those carry task and agent text."""
