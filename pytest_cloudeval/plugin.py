@@ -303,7 +303,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(state.redactor.text(line))
 
 
-
 def pytest_unconfigure(config: pytest.Config) -> None:
     """run.json must state the status the process really exits with: a later hook (a failed upload of
     the run files) can still change it after run.json was written, so check it once more here."""
