@@ -49,7 +49,7 @@ def cleanup_all(config: pytest.Config) -> int:
             continue  # its SDK is not installed, so it cannot have left anything behind from here
         try:
             # With a run id, only that run's sandboxes (other runs may be going on, e.g. in CI).
-            cls.session_cleanup(settings, run_id)
+            cls.session_cleanup(run_id)
             print(f"cloudeval --cleanup: {name} sandboxes swept")
         except CloudEvalError as e:
             failures.append(f"{name}: {e}")

@@ -147,6 +147,24 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def move_redacted(staging: Path, dest: Path, redactor: Redactor) -> None:
+    """Give the files of ``staging`` (a temporary folder) their redacted names under ``dest``,
+    redacting their contents on the way, then remove ``staging`` (also on error)."""
+    try:
+        for dirpath, _dirnames, filenames in os.walk(staging):
+            rel_dir = Path(dirpath).relative_to(staging)
+            clean_dir = dest.joinpath(*(redactor.text(part) for part in rel_dir.parts))
+            clean_dir.mkdir(parents=True, exist_ok=True)
+            for name in filenames:
+                src = Path(dirpath) / name
+                if src.is_symlink() or not src.is_file():
+                    continue
+                with src.open("rb") as f:
+                    write_redacted(f, clean_dir / redactor.text(name), redactor, src.stat().st_mode & 0o777)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _contains_secret(path: Path, redactor: Redactor, chunk: int = 1 << 20) -> bool:
     keep = redactor.longest - 1
     carry = b""
