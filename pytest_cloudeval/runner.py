@@ -21,7 +21,7 @@ from .errors import BenchmarkError, InfrastructureError
 from .layout import mark_results_dir
 from .model import DEFAULT_AGENT_TIMEOUT_S, AgentOutput, Task, TaskResult
 from .redact import Redactor
-from .results import atomic_write_bytes, atomic_write_json, result_dirname
+from .results import atomic_write_bytes, atomic_write_json, redact_tree, result_dirname
 from .sandbox.base import Sandbox, SandboxSpec
 from .sandbox.config import options_from_settings
 from .settings import Settings
@@ -215,8 +215,9 @@ def _record_output(output: AgentOutput, result: TaskResult, task_dir: Path, red:
     if isinstance(answer, str):
         atomic_write_bytes(task_dir / "answer.txt", red.text(answer).encode())
     elif answer is not None:
+        # Redacted before it is serialized: JSON escaping (\", \\, \u00f6) must not hide a secret.
         atomic_write_bytes(task_dir / "answer.json",
-                           red.text(json.dumps(answer, indent=2, default=str)).encode())
+                           red.text(json.dumps(red.obj(answer), indent=2, default=str)).encode())
 
 
 def _finish(result: TaskResult, t0: float, log: CappedBuffer, task_dir: Path, red: Redactor) -> None:
@@ -229,15 +230,12 @@ def _finish(result: TaskResult, t0: float, log: CappedBuffer, task_dir: Path, re
         result.error = red.text(result.error)
     try:
         atomic_write_bytes(task_dir / "agent.log", red.bytes(log.getvalue()))
-        # Files the format or sandbox copied out (logs, artifacts) are redacted in place too.
-        if red:
-            for path in task_dir.rglob("*"):
-                if path.is_file() and path.name not in ("agent.log",) and path.stat().st_size < 64 * 1024 * 1024:
-                    data = path.read_bytes()
-                    clean = red.bytes(data)
-                    if clean != data:
-                        atomic_write_bytes(path, clean)
-        atomic_write_json(task_dir / "result.json", red.obj(result.to_dict()))
+        # A safety net for files a format or sandbox wrote without redacting them on the way (names
+        # and contents, any size, streamed); what cannot be redacted is removed, never kept.
+        removed = redact_tree(task_dir, red)
+        if removed:
+            result.metrics["files_removed_unredacted"] = removed[:50]
+        atomic_write_json(task_dir / "result.json", red.result(result.to_dict()))
     except OSError as e:
         result.outcome, result.error_kind = "error", "results"
         result.error = result.message = f"cannot write results to {task_dir}: {e}"

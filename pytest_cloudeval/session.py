@@ -104,7 +104,7 @@ class CloudEvalSession:
                           redactor=self.redactor, repeat=repeat, nodeid=nodeid,
                           attempt=self._attempt_number(nodeid))
         result = run_attempt(attempt)
-        data = self.redactor.obj(result.to_dict())
+        data = self.redactor.result(result.to_dict())
         self.config.hook.pytest_cloudeval_task_finished(result=data, task_dir=attempt.task_dir, settings=settings)
         return data
 
@@ -123,7 +123,7 @@ class CloudEvalSession:
                             message=text, key=f"{broken.benchmark}/{dirname}",
                             nodeid=nodeid, run_id=settings.run_id, worker=self.worker_name(),
                             repeat=repeat, sandbox=settings.sandbox)
-        data = self.redactor.obj(result.to_dict())
+        data = self.redactor.result(result.to_dict())
         mark_results_dir(Path(settings.run_dir))
         task_dir = Path(settings.run_dir) / broken.benchmark / dirname
         atomic_write_json(task_dir / "result.json", data)

@@ -35,12 +35,17 @@ from .options import (
     positive_int,
     resolve,
 )
+from .redact import unsafe_reason
 
 if TYPE_CHECKING:
     from .sandbox.base import SandboxOptions
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SECRET_NAME_RE = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+ENV_REDACT_MIN_CHARS = 8
+"""Secret-looking variables of the environment (not passed to agents) are redacted from this length on."""
+FLAG_VALUES = frozenset({"0", "1", "true", "false", "yes", "no", "on", "off", "none", "null"})
+"""Values of secret-looking variables that are switches, not secrets: skipped without a warning."""
 
 
 def _run_id(text: str) -> str:
@@ -86,7 +91,7 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("--results-dir", "cloudeval_results_dir", "where results are written", default="results",
            env="CLOUDEVAL_RESULTS_DIR", ini="cloudeval_results_dir", metavar="DIR"),
     Option("--run-id", "cloudeval_run_id", "name of this run (default: a sortable timestamp)",
-           type=_run_id, env="CLOUDEVAL_RUN_ID", metavar="RUN_ID"),
+           type=_run_id, env="CLOUDEVAL_RUN_ID", ini="cloudeval_run_id", metavar="RUN_ID"),
     Option("--resume", "cloudeval_resume", "continue RUN_ID: tasks stored as passed or failed are not "
            "run again", type=_run_id, metavar="RUN_ID"),
     Option("--repeat", "cloudeval_repeat", "run every task K times (pass@k)", type=bounded_int(1, 1000), default=1,
@@ -268,20 +273,42 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
     kwargs = parse_agent_args(raw_args)  # typed as HAL types -A values
 
     secrets: dict[str, str] = {}
+    origin: dict[str, str] = {}
     secrets_file = None
     if values["cloudeval_secrets_env"]:
         path = Path(values["cloudeval_secrets_env"])
         if not path.is_absolute():
             path = Path(config.invocation_params.dir) / path
         secrets.update(parse_env_file(path))
+        origin.update((name, f"--secrets-env {path}") for name in secrets)
         secrets_file = str(path.resolve())
     for name in values["cloudeval_pass_env"] or []:
         if name not in env:
             raise pytest.UsageError(f"--pass-env {name}: no such environment variable")
         secrets[name] = env[name]
-    # Secret-looking variables of the environment are redacted too, whether or not they are passed.
-    redact = set(v for v in secrets.values() if len(v) >= 4)
-    redact |= {v for k, v in env.items() if SECRET_NAME_RE.search(k) and len(v) >= 8}
+        origin[name] = "--pass-env"
+    # A secret given to agents must be redactable: masking a short or common value would rewrite the
+    # plugin's own records ("failed"), and leaving it unmasked would leak it. The value is never named.
+    for name, value in secrets.items():
+        reason = unsafe_reason(value) if value else None
+        if reason:
+            raise pytest.UsageError(f"{origin[name]}: secret {name} cannot be redacted safely: {reason}. "
+                                    f"Give it a longer, unguessable value, or do not pass it.")
+    redact = {v for v in secrets.values() if v}
+    # Secret-looking variables of the environment are redacted too, whether or not they are passed;
+    # those too short or common to mask safely are skipped (agents do not get them) with a warning.
+    unmasked = []
+    for name, value in sorted(env.items()):
+        if not SECRET_NAME_RE.search(name) or name in secrets or not value:
+            continue
+        if len(value) >= ENV_REDACT_MIN_CHARS and unsafe_reason(value) is None:
+            redact.add(value)
+        elif value.strip().lower() not in FLAG_VALUES:
+            unmasked.append(name)
+    if unmasked and not hasattr(config, "workerinput"):
+        config.issue_config_time_warning(pytest.PytestWarning(
+            f"cloudeval: not redacting {', '.join(unmasked)}: too short or too common to mask safely "
+            f"(they are not passed to agents; pass a secret with --secrets-env/--pass-env)"), stacklevel=2)
     for value in (item.split("=", 1)[1] for item in raw_args):
         if value in redact:
             raise pytest.UsageError("-A: pass secrets with --secrets-env or --pass-env, not on the command line")

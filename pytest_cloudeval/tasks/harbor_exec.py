@@ -20,7 +20,8 @@ from typing import Any
 from ..agents.base import AgentFailure
 from ..errors import BenchmarkError, SandboxError, VerifierError
 from ..model import AgentOutput, Judgement, Task
-from ..results import atomic_write_bytes, atomic_write_json
+from ..redact import redactor_for
+from ..results import COPY_BACK_CAP_BYTES, TEMP_PREFIX, atomic_write_bytes, atomic_write_json, move_redacted
 from ..sandbox.base import CopyReport, ExecResult, Sandbox
 from ..settings import Settings
 from .base import resolve_env
@@ -30,7 +31,7 @@ LOG_DIRS = ("/logs/agent", "/logs/verifier", "/logs/artifacts")
 AGENT_DIRS = ("/logs/agent", "/logs/artifacts")
 """Writable by the agent; /logs/verifier is made only after the agent phase, for the verifier alone."""
 VERIFIER_DIR = "/logs/verifier"
-LOGS_CAP_BYTES = 64 * 1024 * 1024
+LOGS_CAP_BYTES = COPY_BACK_CAP_BYTES  # one limit: all that is copied back is redacted on the way
 """At most this much of /logs comes back into the results folder (the rest is listed as left out)."""
 
 _collected: weakref.WeakSet[Sandbox] = weakref.WeakSet()
@@ -141,7 +142,7 @@ def verify(task: Task, sandbox: Sandbox, settings: Settings, task_dir: Path) -> 
     result = sandbox.exec(["bash", "/tests/test.sh"], timeout=timeout, env=env, cwd=_workdir(task, sandbox),
                           user=user)
     atomic_write_bytes(task_dir / "logs" / "verifier" / "test-output.txt",
-                       _output_log("tests/test.sh", result).encode())
+                       redactor_for(settings).text(_output_log("tests/test.sh", result)).encode())
     if result.timed_out:
         return Judgement(False, 0.0, "VERIFIER_TIMEOUT",
                          f"tests/test.sh did not finish within {timeout:g} s ([verifier] timeout_sec)")
@@ -240,11 +241,22 @@ def _collect(task: Task, sandbox: Sandbox, settings: Settings, task_dir: Path) -
     _collected.add(sandbox)
     dest = task_dir / "logs"
     wanted = {d.rsplit("/", 1)[1] for d in LOG_DIRS}
+    red = redactor_for(settings)
     # The file cap is the sandbox's (--copy-max-files); bytes are capped lower for logs.
-    report = sandbox.copy_out_report("/logs", dest, LOGS_CAP_BYTES, only=lambda rel: rel.split("/")[0] in wanted)
-    left_out = [] if report is None else report.left_out()
+    if getattr(sandbox, "redacts_copies", False):
+        # Names and contents are redacted as they stream in, before any file gets its name.
+        report = sandbox.copy_out_report("/logs", dest, LOGS_CAP_BYTES,  # type: ignore[call-arg]
+                                         only=lambda rel: rel.split("/")[0] in wanted, redactor=red)
+    else:
+        # Copied under a temporary name (never uploaded, removed on resume), redacted on the way
+        # to the final names.
+        staging = task_dir / f"{TEMP_PREFIX}logs"
+        report = sandbox.copy_out_report("/logs", staging, LOGS_CAP_BYTES,
+                                         only=lambda rel: rel.split("/")[0] in wanted)
+        move_redacted(staging, dest, red)
+    left_out = [red.text(line) for line in ([] if report is None else report.left_out())]
     if report is not None:
-        atomic_write_json(task_dir / "copy.json", report.to_dict() | {"max_bytes": LOGS_CAP_BYTES})
+        atomic_write_json(task_dir / "copy.json", red.obj(report.to_dict() | {"max_bytes": LOGS_CAP_BYTES}))
     if left_out:
         atomic_write_bytes(dest / "LEFT_OUT.txt",
                            ("Files of /logs not copied back (size or file-count cap, or not regular files):\n"

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import BenchmarkError, VerifierError
 from ..judge import usaco as judge_mod
 from ..model import AgentOutput, Judgement, Limits, Task
+from ..redact import redactor_for
 from ..results import atomic_write_json, is_safe_id
 from ..sandbox.base import Sandbox
 from ..settings import Settings
@@ -219,7 +220,8 @@ class UsacoFormat(TaskFormat):
                                             python=sys.executable, local_workdir=workdir)
         else:
             report = self._judge_in_sandbox(source, tests, time_limit, memory_mb, semantics, sandbox)
-        atomic_write_json(task_dir / "judge.json", report)
+        # Redacted before serialization (the submission's output may echo a secret); verdicts are kept.
+        atomic_write_json(task_dir / "judge.json", redactor_for(settings).result(report))
         verdict = report["verdict"]
         passed = verdict == "ACCEPTED"
         message = f"{verdict}: {report['passed']}/{report['total']} tests accepted"
