@@ -233,6 +233,10 @@ class CloudXdistHooks:
         # from ``specs``: shrink both, or the scheduler waits forever for the missing workers.
         del specs[count:]
         config.option.tx = list(config.option.tx)[:count]
+        # xdist then opens the workers' gateways one after another; open them all at once instead.
+        from .gateways import prestart
+
+        prestart(nodemanager.group, specs, self.run.say)
 
     def restore(self) -> None:
         if self._original_reltoroot is not None:
