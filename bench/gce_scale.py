@@ -156,7 +156,7 @@ def main() -> int:
     args = parser.parse_args()
     tasks = args.vms * args.tasks_per_vm
     rows = []
-    with tempfile.TemporaryDirectory(prefix="cloudeval-bench-") as tmp, GceEmulator() as emulator:
+    with tempfile.TemporaryDirectory(prefix="cloudeval-bench-") as tmp, GceEmulator(address_pool=range(2, 255)) as emulator:
         root = Path(tmp)
         make_project(root, tasks)
         for workers in (1, args.vms):

@@ -1,7 +1,9 @@
 """Soak: 200 tasks of about a second on 10 emulated GCE VMs, 3 of them killed at random moments.
 
-Every task must end passed, none lost, none run twice to a stored result (only a task in flight on
-a killed VM may run again, as attempt 2, and each such rerun is reported), and no VM may be left.
+Every task must end passed, none lost, none run twice to a stored result (each result.json is read
+whenever it changes during the run: a task in flight on a killed VM may run again, as attempt 2, and
+each such rerun is reported, but no stored result may be replaced by a later attempt), and no VM
+may be left.
 The wall-time cost of the kills is measured by ``bench/soak.py``, not asserted here.
 
 Needs Docker; fails (does not skip) without it unless CLOUDEVAL_SKIP_DOCKER=1.
