@@ -35,6 +35,8 @@ sys.path.insert(0, str(REPO))
 from pytest_cloudeval.testing.gce_emulator import GceEmulator  # noqa: E402
 
 ADD = "a, b = map(int, input().split())\nprint(a + b)\n"
+# The judge's time limit per test is generous: 50 VMs on a small machine make a Python start slow,
+# and this bench measures readiness, not the judge.
 # Loaded by pytest on the controller: when each worker has collected, and the controller's peak RSS.
 TIMING_CONFTEST = '''import json, os, time
 
@@ -66,7 +68,7 @@ def make_project(root: Path, tasks: int) -> None:
     for i in range(tasks):
         pid = f"{1000 + i}_bronze_add_{i}"
         problems[pid] = {"name": f"Add {i}", "problem_id": pid, "problem_level": "bronze", "description": "a+b",
-                         "runtime_limit": 2, "memory_limit": 256, "num_tests": 1, "solution_python3": ADD}
+                         "runtime_limit": 60, "memory_limit": 256, "num_tests": 1, "solution_python3": ADD}
         (bench / "tests" / pid).mkdir(parents=True)
         (bench / "tests" / pid / "1.in").write_text(f"{i} {i}\n")
         (bench / "tests" / pid / "1.out").write_text(f"{2 * i}\n")
@@ -125,9 +127,9 @@ def run_pytest(root: Path, emulator: GceEmulator, run_id: str, workers: int, tas
     wall = time.time() - t0
     stop.set()
     sampler.join()
-    if proc.returncode != 0:
-        raise SystemExit(f"pytest -n {workers} failed ({proc.returncode}):\n{out[-5000:]}")
-    marks = json.loads(timing.read_text())
+    if proc.returncode != 0:  # reported with the figures; the checks below say what went wrong
+        print(f"pytest -n {workers} exited {proc.returncode}:\n{out[-3000:]}", flush=True)
+    marks = json.loads(timing.read_text()) if timing.is_file() else {"collected": []}
     ready = re.search(r"worker\(s\) on (\d+) VM\(s\) ready in ([\d.]+) s", out)
     running = re.search(r"VM\(s\) running after ([\d.]+) s", out)
     passed = re.search(r"(\d+) passed", out)
@@ -145,7 +147,7 @@ def run_pytest(root: Path, emulator: GceEmulator, run_id: str, workers: int, tas
         "tree_peak_rss_mb": peak[0] / 1024,
         "passed": int(passed.group(1)) if passed else 0,
         "stored_passed": sum(1 for r in stored if r.get("outcome") == "passed"),
-        "tasks": tasks, "vms_left": left,
+        "tasks": tasks, "vms_left": left, "exit": proc.returncode,
     }
 
 
@@ -168,18 +170,25 @@ def main() -> int:
     for row in rows:
         good = row["passed"] == tasks and row["stored_passed"] == tasks and not row["vms_left"]
         ok &= good
-        print(f"-n {row['workers']:>2}: all workers ready {row['all_workers_ready_s']:.1f} s after launch "
-              f"(controller: VMs running {row['vms_running_s']:.1f} s, ready {row['controller_ready_s']:.1f} s); "
+        print(f"-n {row['workers']:>2}: all workers ready {_f(row['all_workers_ready_s'])} s after launch "
+              f"(controller: VMs running {_f(row['vms_running_s'])} s, ready {_f(row['controller_ready_s'])} s); "
               f"{row['passed']}/{tasks} passed, {row['stored_passed']} stored passed, "
               f"{len(row['vms_left'])} VM(s) left; controller peak RSS {row['controller_peak_rss_mb']:.0f} MB "
               f"(with ssh clients {row['tree_peak_rss_mb']:.0f} MB); wall {row['wall_s']:.1f} s; "
               f"load {row['load_before']} -> {row['load_after']}")
+    if not (many["all_workers_ready_s"] and one["all_workers_ready_s"]):
+        print("not every worker became ready: no ratio")
+        return 1
     ratio = many["all_workers_ready_s"] / one["all_workers_ready_s"]
     rss_ok = many["controller_peak_rss_mb"] < 300
     print(f"{args.vms} VMs ready in {ratio:.2f}x the time of 1 VM (goal <= 3): {'ok' if ratio <= 3 else 'OVER'}; "
           f"controller peak RSS {many['controller_peak_rss_mb']:.0f} MB (goal < 300): {'ok' if rss_ok else 'OVER'}; "
           f"tasks and cleanup: {'ok' if ok else 'FAILED'}")
     return 0 if ok else 1
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 if __name__ == "__main__":
