@@ -102,7 +102,8 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run_pytest(root: Path, emulator: GceEmulator, run_id: str, workers: int, tasks: int) -> dict[str, Any]:
+def run_pytest(root: Path, emulator: GceEmulator, run_id: str, workers: int, tasks: int,
+               keep: Path | None = None) -> dict[str, Any]:
     timing = root / f"timing-{run_id}.json"
     env = dict(os.environ, BENCH_TIMING=str(timing))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
@@ -127,6 +128,9 @@ def run_pytest(root: Path, emulator: GceEmulator, run_id: str, workers: int, tas
     wall = time.time() - t0
     stop.set()
     sampler.join()
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / f"{run_id}.out").write_text(out)
     if proc.returncode != 0:  # reported with the figures; the checks below say what went wrong
         print(f"pytest -n {workers} exited {proc.returncode}:\n{out[-3000:]}", flush=True)
     marks = json.loads(timing.read_text()) if timing.is_file() else {"collected": []}
@@ -155,6 +159,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vms", type=int, default=50)
     parser.add_argument("--tasks-per-vm", type=int, default=2)
+    parser.add_argument("--keep-output", type=Path, help="write each pytest run's output to this folder")
     args = parser.parse_args()
     tasks = args.vms * args.tasks_per_vm
     rows = []
@@ -162,7 +167,8 @@ def main() -> int:
         root = Path(tmp)
         make_project(root, tasks)
         for workers in (1, args.vms):
-            row = run_pytest(root, emulator, f"scale{workers}-{os.getpid() % 10000}", workers, tasks)
+            row = run_pytest(root, emulator, f"scale{workers}-{os.getpid() % 10000}", workers, tasks,
+                             args.keep_output)
             rows.append(row)
             print(json.dumps(row), flush=True)
     one, many = rows

@@ -39,6 +39,8 @@ def run(input, **kwargs):
 '''
 
 
+# The judge's limit per test is generous: on a small machine shared with others, 10 VMs starting
+# Python at once can take seconds, and a TIME_LIMIT there would be the machine, not the soak.
 def make_project(root: Path, tasks: int) -> Path:
     """A rootdir with an 'add' USACO benchmark of ``tasks`` problems and an agent that sleeps, then answers."""
     (root / "pytest.ini").write_text("[pytest]\n")
@@ -47,7 +49,7 @@ def make_project(root: Path, tasks: int) -> Path:
     for i in range(tasks):
         pid = f"{1000 + i}_bronze_add_{i}"
         problems[pid] = {"name": f"Add {i}", "problem_id": pid, "problem_level": "bronze",
-                         "description": "Print a+b.", "runtime_limit": 2, "memory_limit": 256, "num_tests": 1,
+                         "description": "Print a+b.", "runtime_limit": 30, "memory_limit": 256, "num_tests": 1,
                          "solution_python3": ADD}
         (bench / "tests" / pid).mkdir(parents=True)
         (bench / "tests" / pid / "1.in").write_text(f"{i} {3 * i}\n")
