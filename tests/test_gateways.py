@@ -8,7 +8,10 @@ import time
 from typing import Any
 
 import execnet
+import pytest
+import xdist.workermanage
 
+from pytest_cloudeval import xdist_internals
 from pytest_cloudeval.backends.gateways import prestart
 
 
@@ -83,3 +86,13 @@ def test_real_execnet_gateways_prestarted_in_a_group() -> None:
         assert len(group) == 3, "xdist got the prepared gateways, not new ones"
     finally:
         group.terminate(timeout=5)
+
+
+def test_the_xdist_internal_it_relies_on_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not [p for p in xdist_internals.problems() if "makegateway" in p]
+
+    def setup_node(self: Any, spec: Any, putevent: Any) -> Any:
+        return self.pool.open(spec)  # a future xdist that no longer asks its group
+
+    monkeypatch.setattr(xdist.workermanage.NodeManager, "setup_node", setup_node)
+    assert any("no longer calls self.group.makegateway(spec)" in p for p in xdist_internals.problems())
