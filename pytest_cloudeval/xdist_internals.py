@@ -98,6 +98,11 @@ def problems() -> list[str]:
     if marker not in setup or setup.find("pytest_configure_node") > setup.find(marker):
         found.append("xdist.workermanage.WorkerController.setup no longer decides the worker's sys.path "
                      "by spec.popen after pytest_configure_node")
+    # 8. NodeManager.group: the execnet group whose makegateway(spec) setup_node calls. Cloud runs
+    #    open every worker's gateway in it at once beforehand (backends/gateways.py): xdist would
+    #    open them one after another.
+    if "self.group.makegateway(spec)" not in _source(getattr(workermanage.NodeManager, "setup_node", None)):
+        found.append("xdist.workermanage.NodeManager.setup_node no longer calls self.group.makegateway(spec)")
     return [f"{p} (pytest-xdist {version}; checked against {CHECKED_XDIST})" for p in found]
 
 
