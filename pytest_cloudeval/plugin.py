@@ -148,6 +148,7 @@ class XdistHooks:
     def __init__(self, session: CloudEvalSession) -> None:
         self.session = session
         self.attempts: dict[str, int] = {}  # nodeid -> attempt number, for tasks lost with a worker
+        self.finished: set[str] = set()  # nodeids whose final report (with its result) came back
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["cloudeval_settings"] = self.session.settings.to_dict()
@@ -158,6 +159,13 @@ class XdistHooks:
         settings = self.session.settings
         if settings.cloud:
             return  # the cloud backend re-queues and relocates lost workers itself
+        if crashitem in self.finished:
+            # The worker died after the task's call report (its stored result) but before xdist heard
+            # the end of its protocol, so xdist blames it: running it again would replace a stored result.
+            report.outcome = "rerun"
+            report.cloudeval_already_finished = True
+            report.longrepr = f"{report.longrepr}: its result had already come back, not run again"
+            return
         if requeue(crashitem, report, sched, self.attempts, settings.attempts):
             return
         tried = self.attempts.get(crashitem, 1)
@@ -166,11 +174,16 @@ class XdistHooks:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
+        outcome = report.outcome
+        if outcome != "rerun" and (report.when == "call" or outcome != "passed"):
+            self.finished.add(report.nodeid)
         yield
-        if report.outcome == "rerun" and not self.session.settings.cloud:
+        if outcome == "rerun" and not self.session.settings.cloud:
             forget_junit_testcase(report)
 
     def pytest_report_teststatus(self, report: Any) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+        if getattr(report, "cloudeval_already_finished", False) and not self.session.settings.cloud:
+            return "", "", ("", {})  # not a test outcome: counted nowhere, printed nowhere
         if getattr(report, "outcome", None) == "rerun" and not self.session.settings.cloud:
             return "rerun", "R", ("RERUN", {"yellow": True})
         return None

@@ -42,3 +42,44 @@ def test_a_task_in_flight_is_still_queued_again() -> None:
     h.pytest_handlecrashitem("b/benchmark.toml::t2", report, sched)
     assert sched.pending == ["b/benchmark.toml::t2"] and h.attempts["b/benchmark.toml::t2"] == 2
     assert h.pytest_report_teststatus(report) == ("rerun", "R", ("RERUN", {"yellow": True}))
+
+
+def local_hooks() -> Any:
+    from pytest_cloudeval.plugin import XdistHooks
+
+    session: Any = SimpleNamespace(settings=SimpleNamespace(attempts=3, run_id="r", cloud=False))
+    return XdistHooks(session)
+
+
+def call_report(nodeid: str, outcome: str = "passed") -> Any:
+    return SimpleNamespace(nodeid=nodeid, outcome=outcome, when="call", user_properties=[])
+
+
+def _logreport(h: Any, report: Any) -> None:
+    gen = h.pytest_runtest_logreport(report)
+    next(gen)
+    try:
+        next(gen)
+    except StopIteration:
+        pass
+
+
+def test_local_workers_do_not_run_a_task_again_whose_result_came_back() -> None:
+    """The same blind spot on local xdist workers (crash.py path): a worker dies after the call report."""
+    h, sched = local_hooks(), Sched()
+    _logreport(h, call_report("b/benchmark.toml::t1"))
+    report = crash_report("b/benchmark.toml::t1")
+    h.pytest_handlecrashitem("b/benchmark.toml::t1", report, sched)
+    assert sched.pending == [] and "b/benchmark.toml::t1" not in h.attempts
+    assert report.outcome == "rerun" and "not run again" in report.longrepr
+    assert h.pytest_report_teststatus(report) == ("", "", ("", {}))
+
+
+def test_local_workers_still_queue_a_task_in_flight_again() -> None:
+    h, sched = local_hooks(), Sched()
+    _logreport(h, SimpleNamespace(nodeid="b/benchmark.toml::t2", outcome="passed", when="setup",
+                                  user_properties=[]))  # setup passed, call never reported
+    report = crash_report("b/benchmark.toml::t2")
+    h.pytest_handlecrashitem("b/benchmark.toml::t2", report, sched)
+    assert sched.pending == ["b/benchmark.toml::t2"] and h.attempts["b/benchmark.toml::t2"] == 2
+    assert h.pytest_report_teststatus(report) == ("rerun", "R", ("RERUN", {"yellow": True}))
