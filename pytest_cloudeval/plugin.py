@@ -321,7 +321,7 @@ def _finish_run(session: pytest.Session, state: CloudEvalSession, exitstatus: in
                   for key, r in sorted(by_key.items())},
     }
     session.config.hook.pytest_cloudeval_run_finished(summary=run_data, run_dir=run_dir, settings=state.settings)
-    atomic_write_json(run_dir / "run.json", state.redactor.obj(run_data, STRUCTURED_FIELDS))
+    atomic_write_json(run_dir / "run.json", state.redactor.obj(run_data, STRUCTURED_FIELDS), durable=True)
     state.summary = run_data
 
 

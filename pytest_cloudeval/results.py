@@ -91,15 +91,23 @@ def remove_temporaries(root: Path) -> int:
     return len(found)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a killed run never leaves half a file."""
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = False) -> None:
+    """Write via a temporary file and rename, so a killed run never leaves half a file.
+
+    The rename alone protects against a killed process (the pytest or agent side of things); ``fsync``
+    only adds safety against power loss, at several ms of wall time each on a busy disk, so per-task
+    files skip it: a result.json torn by a power cut is unreadable, which ``load_results`` treats as
+    not finished, so ``--resume`` runs that task again and nothing is wrongly counted. ``durable``
+    (run.json, once per run) keeps it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -109,8 +117,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode())
+def atomic_write_json(path: Path, data: Any, durable: bool = False) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode(), durable)
 
 
 def write_redacted(src: IO[bytes], path: Path, redactor: Redactor, mode: int = 0o600) -> None:

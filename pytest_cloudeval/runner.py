@@ -60,6 +60,8 @@ class Attempt:
     repeat: int = 1
     attempt: int = 1
     nodeid: str = ""
+    # The redacted record written to result.json, kept so the caller does not serialize it again.
+    record: dict[str, Any] | None = None
 
     @property
     def dirname(self) -> str:
@@ -200,7 +202,7 @@ def run_attempt(att: Attempt) -> TaskResult:
                 except Exception as e:  # noqa: BLE001
                     log.write(f"\n[cloudeval: collecting logs failed: {e}]\n".encode())
             sandbox.close()
-        _finish(result, t0, log, task_dir, red)
+        att.record = _finish(result, t0, log, task_dir, red)
     return result
 
 
@@ -220,7 +222,8 @@ def _record_output(output: AgentOutput, result: TaskResult, task_dir: Path, red:
                            red.text(json.dumps(red.obj(answer), indent=2, default=str)).encode())
 
 
-def _finish(result: TaskResult, t0: float, log: CappedBuffer, task_dir: Path, red: Redactor) -> None:
+def _finish(result: TaskResult, t0: float, log: CappedBuffer, task_dir: Path, red: Redactor) -> dict[str, Any] | None:
+    """Write agent.log and result.json; the redacted record written, None if writing failed."""
     result.duration_s = round(time.monotonic() - t0, 4)
     result.finished_at = utcnow()
     if result.score is None and result.outcome in ("failed",):
@@ -235,7 +238,10 @@ def _finish(result: TaskResult, t0: float, log: CappedBuffer, task_dir: Path, re
         removed = redact_tree(task_dir, red)
         if removed:
             result.metrics["files_removed_unredacted"] = removed[:50]
-        atomic_write_json(task_dir / "result.json", red.result(result.to_dict()))
+        record = red.result(result.to_dict())
+        atomic_write_json(task_dir / "result.json", record)
+        return record
     except OSError as e:
         result.outcome, result.error_kind = "error", "results"
         result.error = result.message = f"cannot write results to {task_dir}: {e}"
+        return None

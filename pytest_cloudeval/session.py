@@ -104,7 +104,7 @@ class CloudEvalSession:
                           redactor=self.redactor, repeat=repeat, nodeid=nodeid,
                           attempt=self._attempt_number(nodeid))
         result = run_attempt(attempt)
-        data = self.redactor.result(result.to_dict())
+        data = attempt.record if attempt.record is not None else self.redactor.result(result.to_dict())
         self.config.hook.pytest_cloudeval_task_finished(result=data, task_dir=attempt.task_dir, settings=settings)
         return data
 
