@@ -72,6 +72,14 @@ def result_dirname(task_id: str, repeat: int, repeats: int) -> str:
     return name if repeats <= 1 else f"{name}@r{repeat}"
 
 
+def is_safe_dirname(name: str) -> bool:
+    """A task folder name as ``result_dirname`` makes them: a safe name, with ``@rN`` for repeats."""
+    base, sep, repeat = name.rpartition("@r")
+    if sep and repeat.isdigit() and repeat[0] != "0":
+        return is_safe_name(base)
+    return is_safe_name(name)
+
+
 def result_key(benchmark: str, task_id: str, repeat: int, repeats: int) -> str:
     return f"{benchmark}/{result_dirname(task_id, repeat, repeats)}"
 
@@ -317,7 +325,7 @@ def unpack_task_dir(settings: Settings, result: dict[str, Any], payload: str,
     on the way in (a worker's settings could differ, e.g. an older version on a VM image)."""
     key = str(result.get("key", ""))
     parts = key.split("/")
-    if len(parts) != 2 or not all(is_safe_name(p) for p in parts):
+    if len(parts) != 2 or not is_safe_name(parts[0]) or not is_safe_dirname(parts[1]):
         return None
     task_dir = Path(settings.results_dir) / settings.run_id / parts[0] / parts[1]
     data = base64.b64decode(payload)
