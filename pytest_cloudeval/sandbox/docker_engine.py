@@ -365,13 +365,10 @@ def _check_not_cut(api: Any, exec_id: str, container: str, streams: _Streams) ->
     if not running and not streams._marked:
         raise SandboxError(f"docker exec: the command's shell did not start (exit {info.get('ExitCode')}): "
                            f"{streams.err.text()[-300:]}")
-    code = info.get("ExitCode")
-    # The wrapper prints its mark before any ordinary exit (< 128); without it, only a signal can
-    # have ended the wrapper. Else the engine dropped the end of the output: never a silent result.
-    if running or code == 126 or (isinstance(code, int) and 0 <= code < 128):
+    if running or info.get("ExitCode") == 126:
         if running and streams.pid is not None:
             kill_group(api, container, streams.pid)
-        state = "still running" if running else f"exit {code}"
+        state = "still running" if running else f"exit {info.get('ExitCode')}"
         raise SandboxError(f"docker exec: the connection to the engine ({engine_address()}) was lost in the "
                            f"middle of the command ({state}, its end was never reported)")
 
