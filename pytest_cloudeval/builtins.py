@@ -63,3 +63,11 @@ def pytest_cloudeval_result_stores() -> dict[str, Any]:
 def pytest_cloudeval_backends() -> dict[str, Any]:
     return {"gce": lazy(".backends.gce:GceBackend", sdk="google.cloud.compute_v1", what="--cloud=gce",
                         extra="gce")}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_cloudeval_reporters() -> list[Any]:
+    from .reporters.files import JunitReporter, RunJsonReporter, SummaryTextReporter
+    from .reporters.html import HtmlReporter
+
+    return [RunJsonReporter(), SummaryTextReporter(), JunitReporter(), HtmlReporter()]

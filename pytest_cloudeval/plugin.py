@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import signal
+import socket
 import threading
 import time
 from collections.abc import Generator
@@ -21,8 +22,8 @@ from .collect import BenchmarkFile, HarborTaskFile, TaskErrored, TaskFailed, _Ba
 from .crash import forget_junit_testcase, give_up, requeue
 from .errors import AgentSpecError
 from .options import add_options
-from .report import format_summary, summarize
-from .results import atomic_write_json, finished_results, pack_task_dir, unpack_task_dir
+from .report import format_summary
+from .results import finished_results, pack_task_dir, unpack_task_dir
 from .session import SESSION_KEY, CloudEvalSession
 from .settings import CORE_OPTIONS, Settings, settings_from_config
 
@@ -121,6 +122,9 @@ class XdistHooks:
         settings = self.session.settings
         if settings.cloud:
             return  # the cloud backend re-queues and relocates lost workers itself
+        gateway = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "?")
+        self.session.lost_attempts.append({"nodeid": crashitem, "worker": f"{gateway}@{socket.gethostname()}",
+                                           "lost_at": time.time(), "attempt": self.attempts.get(crashitem, 1)})
         if requeue(crashitem, report, sched, self.attempts, settings.attempts):
             return
         tried = self.attempts.get(crashitem, 1)
@@ -227,25 +231,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def _finish_run(session: pytest.Session, state: CloudEvalSession, exitstatus: int) -> None:
-    results = list(state.results.values())
-    summary = summarize(results)
-    summary["notes"] = []
-    run_dir = state.settings.run_dir
-    run_data = {
-        "run_id": state.settings.run_id,
-        "config": state.redactor.obj(state.settings.public_dict()),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state.started)),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "wall_seconds": round(time.time() - state.started, 3),
-        "exit_status": int(exitstatus),
-        "summary": summary,
-        "tasks": {r.get("key") or nodeid: {"outcome": r.get("outcome"), "verdict": r.get("verdict"),
-                                          "score": r.get("score"), "resumed": bool(r.get("resumed"))}
-                  for nodeid, r in sorted(state.results.items())},
-    }
-    session.config.hook.pytest_cloudeval_run_finished(summary=run_data, run_dir=run_dir, settings=state.settings)
-    atomic_write_json(run_dir / "run.json", state.redactor.obj(run_data))
-    state.summary = run_data
+    from .run_reports import finish_run  # the summary and every run file (run.json, report.html, ...)
+
+    finish_run(state, exitstatus)
 
 
 def _sweep_sandboxes(session: pytest.Session, state: CloudEvalSession) -> None:

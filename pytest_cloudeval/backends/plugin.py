@@ -155,16 +155,11 @@ def pytest_cloudeval_configure(session: Any) -> None:
         "pool": opts.keep_workers, "vms": len(run.plan.vms), "machine_type": run.plan.machine_type,
         "zones": list(run.plan.zones), "spot": run.plan.spot}})
     config.pluginmanager.register(CloudXdistHooks(run, session), "cloudeval-cloud-xdist")
-    _RUNS[settings.run_id] = run
-
-
-# The run-finished hook gets settings, not the config: find the run by its id.
-_RUNS: dict[str, CloudRun] = {}
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_cloudeval_run_finished(summary: dict[str, Any], run_dir: Path, settings: Any) -> None:
-    run = _RUNS.get(getattr(settings, "run_id", ""))
+def pytest_cloudeval_run_finished(summary: dict[str, Any], session: Any) -> None:
+    run = session.config.stash.get(CLOUD_KEY, None)
     if run is None:
         return
     summary["cloud"] = run.cost_summary()
@@ -184,7 +179,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if isinstance(hooks, CloudXdistHooks):
         hooks.restore()
     run.teardown()
-    _RUNS.pop(run.settings.run_id, None)
 
 
 # -- xdist hooks of a cloud run -------------------------------------------------------------------
