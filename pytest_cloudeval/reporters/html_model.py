@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..stored import StoredRun
 
 # Excerpts: a failing task shows more of its log than a passing one; the full file is a link away.
-EXCERPT = {"passed": (300, 600), "other": (1500, 3000)}
+EXCERPT = {"passed": (150, 350), "other": (600, 1400)}
 MESSAGE_CHARS = 400
 ERROR_CHARS = 4000
 JUDGE_TESTS = 60
