@@ -225,13 +225,16 @@ def test_a_2000_task_report_loads_in_seconds(browser: Any, tmp_path: Path) -> No
 def test_screenshot_of_a_real_run(real_runs: Path, browser: Any, tmp_path: Path) -> None:
     """Saved as a test artifact (tmp dir) and copied to docs/ for the README."""
     page = tmp_path / "noop-vs-oracle.html"
-    report_main([str(real_runs / "noop"), "--html", str(page), "--compare", "oracle"])
-    browser.navigate((real_runs / "oracle" / "report.html").as_uri() + "#task=usaco%2F9007_silver_enclosed_ponds")
-    browser.wait_for("!document.getElementById('detail').hidden")
+    assert report_main([str(real_runs / "noop"), "--html", str(page), "--compare", "oracle"]) == 1
+    browser.navigate(page.as_uri())
     shot = browser.screenshot(tmp_path / "report.png")
     assert shot.stat().st_size > 10_000
+    browser.navigate((real_runs / "noop" / "report.html").as_uri() + "#task=usaco%2F9007_silver_enclosed_ponds")
+    browser.wait_for("!document.getElementById('detail').hidden")
+    assert browser.screenshot(tmp_path / "report-detail.png").stat().st_size > 10_000
     if SCREENSHOT.parent.is_dir():
         shutil.copyfile(shot, SCREENSHOT)
+        shutil.copyfile(tmp_path / "report-detail.png", SCREENSHOT.with_name("report-screenshot-detail.png"))
 
 
 # -- gs:// ----------------------------------------------------------------------------------------
