@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import signal
-import socket
 import threading
 import time
 from collections.abc import Generator
@@ -19,7 +18,7 @@ import pytest
 
 from . import hookspecs
 from .collect import BenchmarkFile, HarborTaskFile, TaskErrored, TaskFailed, _BaseItem
-from .crash import forget_junit_testcase, give_up, requeue
+from .crash import forget_junit_testcase, give_up, lost_attempt, requeue
 from .errors import AgentSpecError
 from .options import add_options
 from .report import format_summary
@@ -122,9 +121,7 @@ class XdistHooks:
         settings = self.session.settings
         if settings.cloud:
             return  # the cloud backend re-queues and relocates lost workers itself
-        gateway = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "?")
-        self.session.lost_attempts.append({"nodeid": crashitem, "worker": f"{gateway}@{socket.gethostname()}",
-                                           "lost_at": time.time(), "attempt": self.attempts.get(crashitem, 1)})
+        self.session.lost_attempts.append(lost_attempt(crashitem, report, self.attempts.get(crashitem, 1)))
         if requeue(crashitem, report, sched, self.attempts, settings.attempts):
             return
         tried = self.attempts.get(crashitem, 1)

@@ -9,6 +9,7 @@ and access to the files of each task folder (for report excerpts and links).
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from abc import ABC, abstractmethod
@@ -47,11 +48,23 @@ class LocalFiles(TaskFiles):
         self.run_dir = run_dir
 
     def names(self, key: str) -> list[tuple[str, int]]:
-        folder = self.run_dir / key
-        if not folder.is_dir():
-            return []
-        return sorted((p.relative_to(folder).as_posix(), p.stat().st_size) for p in folder.rglob("*")
-                      if p.is_file() and not p.is_symlink() and not p.name.startswith("."))
+        # os.scandir, not Path.rglob: one stat per file instead of three (10,000 task folders add up).
+        found: list[tuple[str, int]] = []
+        stack = [(str(self.run_dir / key), "")]
+        while stack:
+            folder, rel = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name.startswith(".") or entry.is_symlink():
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, f"{rel}{entry.name}/"))
+                elif entry.is_file(follow_symlinks=False):
+                    found.append((f"{rel}{entry.name}", entry.stat(follow_symlinks=False).st_size))
+        return sorted(found)
 
     def read(self, key: str, name: str) -> bytes | None:
         try:

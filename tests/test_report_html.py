@@ -239,6 +239,7 @@ def test_screenshot_of_a_real_run(real_runs: Path, browser: Any, tmp_path: Path)
 
 # -- gs:// ----------------------------------------------------------------------------------------
 @pytest.mark.cloud
+@pytest.mark.slow
 def test_report_rebuilt_from_gs_equals_the_local_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_cloudeval.artifacts.gcs import GcsStore
     from pytest_cloudeval.testing.gcs import GcsEmulator

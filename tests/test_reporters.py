@@ -37,6 +37,7 @@ def pytest_cloudeval_reporters():
 
 
 @pytest.mark.cloud
+@pytest.mark.slow
 def test_a_reporter_from_a_conftest_writes_and_is_uploaded(pytester: pytest.Pytester,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_cloudeval.testing.gcs import GcsEmulator
@@ -75,6 +76,7 @@ def test_a_failing_reporter_costs_only_its_own_file(pytester: pytest.Pytester) -
     assert (run_dir / "report.html").is_file() and json.loads((run_dir / "run.json").read_text())["summary"]["passed"] == 1
 
 
+@pytest.mark.slow
 def test_report_html_after_ctrl_c_holds_what_finished(tmp_path: Path) -> None:
     write_benchmark(tmp_path / "bench")
     (tmp_path / "agent.py").write_text(AGENT)
@@ -94,3 +96,27 @@ def test_report_html_after_ctrl_c_holds_what_finished(tmp_path: Path) -> None:
     page = (tmp_path / "results" / "r" / "report.html").read_text()
     assert "1001_bronze_add" in page and "exit 2 · interrupted" in page
     assert "1003_gold_add" not in page  # never started
+
+
+@pytest.mark.slow
+def test_attempts_lost_with_their_worker_are_in_run_json_and_on_the_timeline(pytester: pytest.Pytester) -> None:
+    write_benchmark(pytester.path / "bench")
+    pytester.makepyfile(killer='''
+import os, signal
+from pytest_cloudeval import sandbox_agent
+
+@sandbox_agent
+def solve(task, sandbox, **kwargs):
+    if "silver" in task["problem_id"]:
+        os.kill(os.getpid(), signal.SIGKILL)   # takes the worker process down
+    return "a, b = map(int, input().split())\\nprint(a + b)\\n"
+''')
+    res = pytester.runpytest_subprocess("bench", "--agent", "killer.py:solve", "-n", "2", "--attempts", "2",
+                                        "--run-id", "lost", "-p", "no:cacheprovider")
+    assert res.ret == 1, res.stdout.str()
+    run = json.loads((pytester.path / "results" / "lost" / "run.json").read_text())
+    lost = run["lost_attempts"]
+    assert [(a["attempt"], a["nodeid"].endswith("1002_silver_add")) for a in lost] == [(1, True), (2, True)]
+    assert all(a["gateway"].startswith("gw") and a["lost_at"] > 0 for a in lost)
+    page = (pytester.path / "results" / "lost" / "report.html").read_text()
+    assert page.count('class="bar lost"') == 2 and page.count('class="bar"') == 2  # two finished attempts

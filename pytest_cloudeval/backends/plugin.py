@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from ..crash import forget_junit_testcase, give_up, lost_result, requeue
+from ..crash import forget_junit_testcase, give_up, lost_attempt, lost_result, requeue
 from ..errors import BackendError, MissingExtraError
 from ..options import add_options
 from ..results import atomic_write_json, is_safe_name
@@ -270,6 +270,7 @@ class CloudXdistHooks:
 
     def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
         limit = self.run.settings.attempts
+        self.session.lost_attempts.append(lost_attempt(crashitem, report, self.attempts.get(crashitem, 1)))
         if not self._stopped_restarts and requeue(crashitem, report, sched, self.attempts, limit):
             self.reruns += 1
             return

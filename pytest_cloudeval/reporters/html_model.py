@@ -180,7 +180,7 @@ def timeline(run: RunSummary) -> Timeline:
         by_worker[worker].append(bar)
         last_end[worker] = max(last_end[worker], end - origin)
     for item, at in sorted(lost, key=lambda p: p[1]):
-        worker = str(item.get("worker") or "lost worker")
+        worker = _lost_row(item, by_worker)
         began = min(last_end.get(worker, 0.0), at - origin)
         x = tl.sx(began)
         by_worker[worker].append(Bar(x=x, w=max(3.0, round(tl.sx(at - origin) - x, 2)),
@@ -191,6 +191,15 @@ def timeline(run: RunSummary) -> Timeline:
     ends = sorted(e - origin for _, r, _, e in spans)
     tl.finished = [(t, i + 1) for i, t in enumerate(ends)]
     return tl
+
+
+def _lost_row(item: Mapping[str, Any], rows: Mapping[str, list[Bar]]) -> str:
+    """The timeline row of a lost attempt: its worker, or the row of its xdist gateway (``gw3@...``)."""
+    if item.get("worker"):
+        return str(item["worker"])
+    gateway = str(item.get("gateway") or "?")
+    named = sorted(w for w in rows if w.split("@", 1)[0] == gateway)
+    return named[0] if len(named) == 1 else f"{gateway} (lost)"
 
 
 def task_rows(run: RunSummary) -> list[dict[str, Any]]:
