@@ -57,6 +57,19 @@ def test_pass_at_k_is_the_unbiased_estimator() -> None:
         pass_at_k(3, 1, 4)
 
 
+def test_summary_has_pass_at_k_with_repeats_and_intervals() -> None:
+    from pytest_cloudeval.report import summarize
+
+    rows = [{"benchmark": "u", "agent": "a", "task_id": t, "repeat": i, "outcome": o, "score": float(o == "passed")}
+            for t, outcomes in (("t1", ("passed", "failed", "failed")), ("t2", ("failed", "failed", "failed")))
+            for i, o in enumerate(outcomes, start=1)]
+    group = summarize(rows)["by_benchmark"][0]
+    assert group["pass_at_k"] == {"pass@1": round((1 / 3 + 0) / 2, 4), "pass@2": round((2 / 3 + 0) / 2, 4),
+                                  "pass@3": 0.5}
+    assert group["pass_rate_ci"] == [round(v, 4) for v in wilson(1, 6)]  # type: ignore[union-attr]
+    assert summarize([dict(r, repeat=1) for r in rows[:2]])["by_benchmark"][0]["pass_at_k"] is None
+
+
 def test_mean_and_difference_intervals() -> None:
     mean, low, high = mean_interval([0.0, 1.0, 1.0, 1.0])  # type: ignore[misc]
     assert mean == 0.75 and low == pytest.approx(0.75 - 1.959964 * 0.5 / 2, abs=1e-5) and high > 1.0 - 1e-9

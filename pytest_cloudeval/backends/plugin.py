@@ -270,7 +270,8 @@ class CloudXdistHooks:
 
     def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
         limit = self.run.settings.attempts
-        self.session.lost_attempts.append(lost_attempt(crashitem, report, self.attempts.get(crashitem, 1)))
+        if self.session is not None:  # for the run report's timeline
+            self.session.lost_attempts.append(lost_attempt(crashitem, report, self.attempts.get(crashitem, 1)))
         if not self._stopped_restarts and requeue(crashitem, report, sched, self.attempts, limit):
             self.reruns += 1
             return

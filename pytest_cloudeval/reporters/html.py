@@ -89,8 +89,9 @@ def render_html(run: RunSummary, ctx: ReportContext) -> str:
         benchmarks=sorted({r["b"] for r in rows}), workers=run.workers, colours=model.OUTCOME_COLOURS,
         agent_args=json.dumps(dict(info.agent_args), sort_keys=True, default=str) if info.agent_args else "",
         lost=len(run.lost_attempts),
-        moved=[(k, c) for k, c in (comparison or {}).get("changes", {}).items()
-               if c not in ("still passing", "still failing")])
+        moved=sorted(((k, c) for k, c in (comparison or {}).get("changes", {}).items()
+                      if c not in ("still passing", "still failing")),
+                     key=lambda kc: (("regressed", "fixed", "new", "missing").index(kc[1]), kc[0])))
     return page
 
 
