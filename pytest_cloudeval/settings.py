@@ -1,4 +1,12 @@
-"""One frozen ``Settings`` for the run, merged CLI > environment > ini, shipped to every worker."""
+"""One frozen ``Settings`` for the run, merged CLI > environment > ini, shipped to every worker.
+
+Settings flow one way: the core options (``CORE_OPTIONS``, here) are resolved once on the
+controller by ``settings_from_config``; each subsystem adds its own frozen section once, on the
+controller, from its own table (the store: ``artifacts/settings.py`` into ``store``; cloud
+workers: ``backends/options.py`` into ``cloud_run``); xdist workers receive the whole object
+(``to_dict``/``from_dict``) and never read options themselves. The sandbox's fields are core rows;
+sandboxes read only their typed view of them, ``sandbox_section`` (a ``SandboxOptions``).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +18,16 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .artifacts.settings import StoreSettings
+from .backends.options import CloudSettings
 from .options import Option, byte_size, choice, positive_float, positive_int, resolve
+
+if TYPE_CHECKING:
+    from .sandbox.base import SandboxOptions
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SECRET_NAME_RE = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
@@ -91,6 +104,17 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("--artifacts-url", "cloudeval_artifacts_url", "also upload each task's results to this URL "
            "(gs://BUCKET/PREFIX)", env="CLOUDEVAL_ARTIFACTS_URL", ini="cloudeval_artifacts_url",
            metavar="URL"),
+    Option("--force-build", "cloudeval_force_build", "build a task's environment (Harbor environment/) even "
+           "when its image is present", action="store_true", env="CLOUDEVAL_FORCE_BUILD"),
+    Option("--default-memory", "cloudeval_default_memory", "memory limit of sandboxes whose task sets none "
+           "(e.g. USACO agents)", type=_memory_mb, default=2048, env="CLOUDEVAL_DEFAULT_MEMORY",
+           ini="cloudeval_default_memory", metavar="SIZE"),
+    Option("--keep-agent-processes", "cloudeval_keep_agent_processes", "let processes an agent started run on "
+           "while its work is judged (Harbor services; lets a root agent forge its reward)", action="store_true",
+           env="CLOUDEVAL_KEEP_AGENT_PROCESSES"),
+    Option("--copy-max-files", "cloudeval_copy_max_files", "files copied back from a sandbox at most per "
+           "task (logs, artifacts); the rest is listed as left out", type=positive_int, default=10_000,
+           env="CLOUDEVAL_COPY_MAX_FILES", ini="cloudeval_copy_max_files", metavar="N"),
 )
 
 
@@ -140,6 +164,8 @@ class Settings:
     resuming: bool = False
     repeat: int = 1
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    secrets_file: str | None = None
+    """The ``--secrets-env`` file, absolute (never shipped to remote workers)."""
     redact_values: tuple[str, ...] = field(default=(), repr=False)
     pass_threshold: float = 1.0
     cpus: float | None = None
@@ -149,14 +175,23 @@ class Settings:
     attempts: int = 3
     artifacts_url: str | None = None
     rootdir: str = "."
+    rootdir_name: str = ""
+    """The rootdir's folder name on the controller, when this process runs on a copy of it under
+    another name (remote workers): benchmarks named after their folder keep their local name."""
     invocation_dir: str = ""
     work_root: str | None = None
     worker: str = "main"
     cloud: str | None = None
     ship_results: bool = False
     """Workers send each task's folder to the controller in their reports (remote workers)."""
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    """Settings of backends and stores, keyed by their own names."""
+    store: StoreSettings | None = None
+    """The result store's section (``--artifacts-url``), added on the controller by the store."""
+    cloud_run: CloudSettings | None = None
+    """The cloud workers' section (``--cloud``), added on the controller by the cloud plugin."""
+    force_build: bool = False
+    default_memory_mb: int = 2048
+    copy_max_files: int = 10_000
+    keep_agent_processes: bool = False
 
     @property
     def run_dir(self) -> Path:
@@ -174,7 +209,6 @@ class Settings:
         data["agent_kwargs"] = dict(self.agent_kwargs)
         data["secrets"] = dict(self.secrets)
         data["redact_values"] = list(self.redact_values)
-        data["extra"] = dict(self.extra)
         return data
 
     @classmethod
@@ -182,7 +216,24 @@ class Settings:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
         values["redact_values"] = tuple(values.get("redact_values", ()))
+        if isinstance(values.get("store"), Mapping):
+            values["store"] = StoreSettings.from_dict(values["store"])
+        if isinstance(values.get("cloud_run"), Mapping):
+            values["cloud_run"] = CloudSettings.from_dict(values["cloud_run"])
         return cls(**values)
+
+    def local_name(self, folder: Path) -> str:
+        """The name ``folder`` has on the controller (the rootdir's copy on a VM is named otherwise)."""
+        if self.rootdir_name and folder.resolve() == Path(self.rootdir).resolve():
+            return self.rootdir_name
+        return folder.name
+
+    @property
+    def sandbox_section(self) -> SandboxOptions:
+        """What a sandbox reads of the settings (secrets reach it per task, in its spec's env)."""
+        from .sandbox.config import options_from_settings
+
+        return options_from_settings(self)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -198,11 +249,13 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
         kwargs[key.strip()] = value
 
     secrets: dict[str, str] = {}
+    secrets_file = None
     if values["cloudeval_secrets_env"]:
         path = Path(values["cloudeval_secrets_env"])
         if not path.is_absolute():
             path = Path(config.invocation_params.dir) / path
         secrets.update(parse_env_file(path))
+        secrets_file = str(path.resolve())
     for name in values["cloudeval_pass_env"] or []:
         if name not in env:
             raise pytest.UsageError(f"--pass-env {name}: no such environment variable")
@@ -237,6 +290,7 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
         resuming=bool(resume),
         repeat=values["cloudeval_repeat"],
         secrets=secrets,
+        secrets_file=secrets_file,
         redact_values=tuple(sorted(redact, key=len, reverse=True)),
         pass_threshold=values["cloudeval_pass_threshold"],
         cpus=values["cloudeval_cpus"],
@@ -245,6 +299,10 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
         output_cap_bytes=values["cloudeval_output_cap"],
         attempts=values["cloudeval_attempts"],
         artifacts_url=values["cloudeval_artifacts_url"],
+        force_build=bool(values["cloudeval_force_build"]),
+        default_memory_mb=values["cloudeval_default_memory"],
+        copy_max_files=values["cloudeval_copy_max_files"],
+        keep_agent_processes=bool(values["cloudeval_keep_agent_processes"]),
         rootdir=str(config.rootpath),
         invocation_dir=str(config.invocation_params.dir),
     )
