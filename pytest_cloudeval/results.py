@@ -250,16 +250,9 @@ def iter_result_files(run_dir: Path) -> Iterator[Path]:
 
 def load_results(run_dir: Path) -> dict[str, TaskResult]:
     """Stored results of a run keyed by ``benchmark/key``; unreadable files are skipped (re-run)."""
-    found: dict[str, TaskResult] = {}
-    for path in iter_result_files(run_dir):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            result = TaskResult.from_dict(data)
-        except (OSError, ValueError, TypeError):
-            continue
-        key = f"{path.parent.parent.name}/{path.parent.name}"
-        found[key] = result
-    return found
+    from .stored import local_results  # the one reader of stored results
+
+    return {key: TaskResult.from_dict(data) for key, data in local_results(run_dir)[0].items()}
 
 
 def run_results(run_dir: Path, reported: dict[str, dict[str, Any]], since: float) -> dict[str, dict[str, Any]]:
