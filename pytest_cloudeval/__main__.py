@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-USAGE = "usage: python -m pytest_cloudeval report SOURCE [--junitxml FILE] [--json]"
+USAGE = "usage: python -m pytest_cloudeval report SOURCE [--junitxml FILE] [--html FILE [--compare RUN]] [--json]"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -13,7 +13,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         out = sys.stdout if args else sys.stderr
         print(USAGE, file=out)
-        print("  report  print a run's summary and write JUnit XML from its stored results "
+        print("  report  print a run's summary and write JUnit XML and report.html from its stored results "
               "(a results folder or gs:// run)", file=out)
         return 0 if args else 2
     command, rest = args[0], args[1:]

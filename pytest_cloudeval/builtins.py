@@ -68,3 +68,11 @@ def pytest_cloudeval_backends() -> dict[str, Any]:
 @pytest.hookimpl(trylast=True)
 def pytest_cloudeval_transports() -> dict[str, Any]:
     return {"ssh": lazy(".backends.ssh:SshTransport")}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_cloudeval_reporters() -> list[Any]:
+    from .reporters.files import JunitReporter, RunJsonReporter, SummaryTextReporter
+    from .reporters.html import HtmlReporter
+
+    return [RunJsonReporter(), SummaryTextReporter(), JunitReporter(), HtmlReporter()]

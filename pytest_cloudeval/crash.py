@@ -7,6 +7,7 @@ with a result, never a failure and never silently dropped.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,13 @@ def requeue(crashitem: str, report: Any, sched: Any, attempts: dict[str, int], l
     report.outcome = "rerun"
     report.longrepr = f"{report.longrepr}: lost with its worker (attempt {tried} of {limit}), queued again"
     return True
+
+
+def lost_attempt(crashitem: str, report: Any, attempt: int) -> dict[str, Any]:
+    """What the run report's timeline shows of an attempt lost with its worker: which xdist gateway
+    (``gw3``; results name workers ``gw3@host``), when, and which attempt it was."""
+    gateway = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", None)
+    return {"nodeid": crashitem, "gateway": str(gateway or "?"), "lost_at": time.time(), "attempt": attempt}
 
 
 def lost_result(nodeid: str, settings: Any, message: str, attempt: int, kind: str, verdict: str = "LOST") -> dict[str, Any]:

@@ -67,5 +67,23 @@ def pytest_cloudeval_task_finished(result: dict[str, Any], task_dir: Path, setti
 
 
 @hookspec
-def pytest_cloudeval_run_finished(summary: dict[str, Any], run_dir: Path, settings: Settings) -> None:
-    """Called on the controller after run.json is written; add to ``summary`` before it is printed."""
+def pytest_cloudeval_run_finished(summary: dict[str, Any], run_dir: Path, settings: Settings, session: Any) -> None:
+    """Called on the controller (or a plain run) in ``pytest_sessionfinish`` when at least one task
+    result reached it, also after Ctrl+C (with what finished), and *before* any run file is written.
+
+    ``summary`` is the run.json object: add sections (``uploads``, ``cloud``) or lines to
+    ``summary["summary"]["notes"]``; the reporters (run.json, summary.txt, JUnit, report.html and any
+    registered with ``pytest_cloudeval_reporters``) then write it. ``session`` is the CloudEvalSession.
+    """
+
+
+@hookspec
+def pytest_cloudeval_reporters() -> list[Any]:
+    """Return Reporter instances (``pytest_cloudeval/reporters/base.py``), each writing one run file.
+
+    At the end of every run, after ``pytest_cloudeval_run_finished``, each reporter renders the typed
+    run summary into a file of the run folder (``results/<run-id>/<filename>``); the store
+    (``--artifacts-url``) uploads every file the reporters wrote. The ``report`` command runs the
+    same reporters over a stored run. A reporter whose ``name`` an earlier one already has is left out,
+    so a plugin or conftest can replace a built-in.
+    """

@@ -18,19 +18,18 @@ import pytest
 
 from . import hookspecs
 from .collect import BenchmarkFile, TaskErrored, TaskFailed, TaskFile, _BaseItem
-from .crash import forget_junit_testcase, give_up, requeue
+from .crash import forget_junit_testcase, give_up, lost_attempt, requeue
 from .errors import AgentSpecError
 from .interrupts import InterruptGuard
 from .layout import Roots, guard_conftests, is_results_dir, make_data_root
 from .options import add_options
 from .redact import STRUCTURED_FIELDS
-from .report import format_summary, summarize
+from .report import format_summary
 from .results import (
     atomic_write_json,
     finished_results,
     pack_task_dir,
     remove_temporaries,
-    run_results,
     unpack_task_dir,
 )
 from .session import SESSION_KEY, CloudEvalSession
@@ -166,6 +165,7 @@ class XdistHooks:
             report.cloudeval_already_finished = True
             report.longrepr = f"{report.longrepr}: its result had already come back, not run again"
             return
+        self.session.lost_attempts.append(lost_attempt(crashitem, report, self.attempts.get(crashitem, 1)))
         if requeue(crashitem, report, sched, self.attempts, settings.attempts):
             return
         tried = self.attempts.get(crashitem, 1)
@@ -301,28 +301,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def _finish_run(session: pytest.Session, state: CloudEvalSession, exitstatus: int) -> None:
-    # From the result files, not only the reports that reached this process: after a Ctrl+C, tasks
-    # that workers finished (or stored as interrupted) have files but no report here.
-    by_key = run_results(state.settings.run_dir, state.results, state.started)
-    results = list(by_key.values())
-    summary = summarize(results)
-    summary["notes"] = []
-    run_dir = state.settings.run_dir
-    run_data = {
-        "run_id": state.settings.run_id,
-        "config": state.redactor.obj(state.settings.public_dict()),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state.started)),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "wall_seconds": round(time.time() - state.started, 3),
-        "exit_status": int(exitstatus),
-        "summary": summary,
-        "tasks": {key: {"outcome": r.get("outcome"), "verdict": r.get("verdict"),
-                        "score": r.get("score"), "resumed": bool(r.get("resumed"))}
-                  for key, r in sorted(by_key.items())},
-    }
-    session.config.hook.pytest_cloudeval_run_finished(summary=run_data, run_dir=run_dir, settings=state.settings)
-    atomic_write_json(run_dir / "run.json", state.redactor.obj(run_data, STRUCTURED_FIELDS), durable=True)
-    state.summary = run_data
+    from .run_reports import finish_run  # the summary and every run file (run.json, report.html, ...)
+
+    finish_run(state, exitstatus)
 
 
 def _sweep_sandboxes(session: pytest.Session, state: CloudEvalSession) -> None:

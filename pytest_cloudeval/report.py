@@ -9,9 +9,30 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .stats import mean_interval, pass_at_k, wilson
+
 
 def _num(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def _rounded(pair: Any) -> list[float] | None:
+    return [round(float(v), 4) for v in pair] if pair else None
+
+
+def _pass_at_k(rows: list[Mapping[str, Any]]) -> dict[str, float] | None:
+    """pass@k for k = 1..n, averaged over tasks that ran n repeats each (``--repeat`` > 1), else None."""
+    samples: dict[str, list[bool]] = defaultdict(list)
+    for r in rows:
+        if r.get("outcome") in ("passed", "failed", "error"):
+            samples[str(r.get("task_id") or r.get("key"))].append(r.get("outcome") == "passed")
+    if not samples or max(int(r.get("repeat") or 1) for r in rows) <= 1:
+        return None
+    n = min(len(v) for v in samples.values())
+    if n <= 1:
+        return None
+    return {f"pass@{k}": round(sum(pass_at_k(len(v), sum(v), k) for v in samples.values()) / len(samples), 4)
+            for k in sorted({1, n} | {k for k in (2, 5, 10) if k < n})}
 
 
 def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -33,6 +54,10 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             "pass_rate": round(c["passed"] / attempted, 4) if attempted else None,
             "mean_score": round(sum(scores[(benchmark, agent)]) / len(scores[(benchmark, agent)]), 4)
             if scores[(benchmark, agent)] else None,
+            "pass_rate_ci": _rounded(wilson(c["passed"], attempted)),
+            "mean_score_ci": _rounded((mean_interval(scores[(benchmark, agent)]) or (None,))[1:] or None),
+            "pass_at_k": _pass_at_k([r for r in rows if (str(r.get("benchmark", "")), str(r.get("agent", "")))
+                                     == (benchmark, agent)]),
         })
     errors = Counter(str(r.get("error_kind") or "unknown") for r in rows if r.get("outcome") == "error")
     attempted = counts["passed"] + counts["failed"] + counts["error"]

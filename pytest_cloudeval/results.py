@@ -72,6 +72,14 @@ def result_dirname(task_id: str, repeat: int, repeats: int) -> str:
     return name if repeats <= 1 else f"{name}@r{repeat}"
 
 
+def is_safe_dirname(name: str) -> bool:
+    """A task folder name as ``result_dirname`` makes them: a safe name, with ``@rN`` for repeats."""
+    base, sep, repeat = name.rpartition("@r")
+    if sep and repeat.isdigit() and repeat[0] != "0":
+        return is_safe_name(base)
+    return is_safe_name(name)
+
+
 def result_key(benchmark: str, task_id: str, repeat: int, repeats: int) -> str:
     return f"{benchmark}/{result_dirname(task_id, repeat, repeats)}"
 
@@ -250,16 +258,9 @@ def iter_result_files(run_dir: Path) -> Iterator[Path]:
 
 def load_results(run_dir: Path) -> dict[str, TaskResult]:
     """Stored results of a run keyed by ``benchmark/key``; unreadable files are skipped (re-run)."""
-    found: dict[str, TaskResult] = {}
-    for path in iter_result_files(run_dir):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            result = TaskResult.from_dict(data)
-        except (OSError, ValueError, TypeError):
-            continue
-        key = f"{path.parent.parent.name}/{path.parent.name}"
-        found[key] = result
-    return found
+    from .stored import local_results  # the one reader of stored results
+
+    return {key: TaskResult.from_dict(data) for key, data in local_results(run_dir)[0].items()}
 
 
 def run_results(run_dir: Path, reported: dict[str, dict[str, Any]], since: float) -> dict[str, dict[str, Any]]:
@@ -325,7 +326,7 @@ def unpack_task_dir(settings: Settings, result: dict[str, Any], payload: str,
     on the way in (a worker's settings could differ, e.g. an older version on a VM image)."""
     key = str(result.get("key", ""))
     parts = key.split("/")
-    if len(parts) != 2 or not all(is_safe_name(p) for p in parts):
+    if len(parts) != 2 or not is_safe_name(parts[0]) or not is_safe_dirname(parts[1]):
         return None
     task_dir = Path(settings.results_dir) / settings.run_id / parts[0] / parts[1]
     data = base64.b64decode(payload)

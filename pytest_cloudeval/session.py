@@ -40,6 +40,9 @@ class CloudEvalSession:
         self.is_worker = hasattr(config, "workerinput")
         self.started = 0.0
         self.summary: dict[str, Any] | None = None
+        # End of the run (controller): attempts lost with their worker, and the run files reporters wrote.
+        self.lost_attempts: list[dict[str, Any]] = []
+        self.report_files: list[Any] = []  # reporters.base.ReportFile, uploaded by the store
 
     # -- registries ---------------------------------------------------------------------------
     def formats(self) -> dict[str, TaskFormat]:

@@ -453,7 +453,7 @@ def test_run_uploads_every_task_folder_and_the_run_files(pytester: pytest.Pytest
     objects = stored(emulator, "layout")
     task_files = {"agent.log", "answer.txt", "judge.json", "result.json", "sandbox.json"}
     assert set(objects) == {f"bench/{p}/{f}" for p in ("p1", "p2") for f in task_files} | {
-        "run.json", "junit.xml", "summary.txt"}
+        "run.json", "junit.xml", "summary.txt", "report.html"}
     local = pytester.path / "results" / "layout"
     for name in objects:
         if name.startswith("bench/"):

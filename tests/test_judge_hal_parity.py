@@ -20,7 +20,7 @@ import pytest
 from pytest_cloudeval.model import AgentOutput, Limits, Task
 from pytest_cloudeval.sandbox.base import Sandbox
 from pytest_cloudeval.settings import Settings
-from pytest_cloudeval.tasks.usaco import UsacoFormat
+from pytest_cloudeval.tasks.usaco import UsacoData, UsacoFormat
 from tests.docker_support import require_docker
 
 
@@ -71,7 +71,8 @@ def run_judge(box: Sandbox, tmp_path: Path, source: str, cases: list[tuple[str, 
         tests.append((str(folder / f"{index}.in"), str(folder / f"{index}.out")))
     task = Task(benchmark="b", task_id="p", format="usaco", source=tmp_path / "bench", root=tmp_path / "bench",
                 instruction="", agent_input={}, limits=Limits(time_limit_s=time_limit_s, test_memory_mb=memory_mb),
-                private={"tests": tests, "reference": f"# {REFERENCE_MARKER}\n" + ADD})
+                private=UsacoData(reference=f"# {REFERENCE_MARKER}\n" + ADD, tests_dir=folder.parent,
+                                  num_tests=len(tests), where="parity"))
     settings = Settings(run_id="parity", usaco_judge=semantics)
     task_dir = tmp_path / "task"
     task_dir.mkdir()

@@ -39,13 +39,16 @@ def test_bad_values_name_their_source(pytester: pytest.Pytester, args: list[str]
 
 
 def test_secrets_file_is_resolved_once_and_kept_out_of_repr(pytester: pytest.Pytester) -> None:
-    pytester.path.joinpath("s.env").write_text("export API_KEY='abcd1234'\nSHORT=ab\n")
+    pytester.path.joinpath("s.env").write_text("export API_KEY='abcd1234'\nPIN=zq81-vv09\n")
     settings = settings_from_config(pytester.parseconfig("--secrets-env", "s.env"), {})
-    assert settings.secrets == {"API_KEY": "abcd1234", "SHORT": "ab"}
+    assert settings.secrets == {"API_KEY": "abcd1234", "PIN": "zq81-vv09"}
     assert settings.secrets_file == str((pytester.path / "s.env").resolve())
-    assert settings.redact_values == ("abcd1234",), "values under 4 characters are not redacted"
-    assert "abcd1234" not in repr(settings)
-    assert settings.public_dict()["secrets"] == ["API_KEY", "SHORT"]
+    assert set(settings.redact_values) == {"abcd1234", "zq81-vv09"}
+    assert "abcd1234" not in repr(settings) and "zq81-vv09" not in repr(settings)
+    assert settings.public_dict()["secrets"] == ["API_KEY", "PIN"]
+    pytester.path.joinpath("short.env").write_text("SHORT=ab\n")
+    with pytest.raises(pytest.UsageError, match="secret SHORT cannot be redacted safely"):
+        settings_from_config(pytester.parseconfig("--secrets-env", "short.env"), {})
 
 
 def test_resume_and_run_id_must_agree(pytester: pytest.Pytester) -> None:

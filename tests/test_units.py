@@ -109,3 +109,28 @@ def test_summary_counts_and_rates() -> None:
     assert by["u"]["pass_rate"] == pytest.approx(1 / 3, abs=1e-4) and by["u"]["mean_score"] == 0.75
     lines = format_summary(s, where="results/x")
     assert lines[-1] == "results: results/x" and any("errors by kind: sandbox 1" in line for line in lines)
+
+
+def test_shipped_task_folders_of_repeats_are_unpacked(tmp_path: Path) -> None:
+    """A remote run with --repeat > 1 ships folders named ``id@rN``: they must land, and escapes must not."""
+    import base64
+    import io
+    import tarfile
+
+    from pytest_cloudeval.results import is_safe_dirname, unpack_task_dir
+    from pytest_cloudeval.settings import Settings
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = b'{"outcome": "passed"}'
+        info = tarfile.TarInfo("result.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    payload = base64.b64encode(buf.getvalue()).decode("ascii")
+    settings = Settings(results_dir=str(tmp_path), run_id="r1")
+    task_dir = unpack_task_dir(settings, {"key": "bench/p1@r2"}, payload)
+    assert task_dir == tmp_path / "r1" / "bench" / "p1@r2"
+    assert (task_dir / "result.json").read_bytes() == data
+    for bad in ("bench/..@r2", "bench/p1@r02", "bench/p1@rx", "../bench/p1@r2", "bench/@r2"):
+        assert unpack_task_dir(settings, {"key": bad}, payload) is None, bad
+    assert is_safe_dirname("p1@r10") and not is_safe_dirname("p1@r")

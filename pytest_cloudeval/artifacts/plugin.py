@@ -3,12 +3,12 @@
 Where a task runs (xdist worker, remote worker or a plain run) its folder is queued for upload as
 soon as it is finished; workers report their uploads to the controller at the end through xdist's
 ``workeroutput``. The controller checks the store is writable before any task starts, fills the
-resume map from the store on ``--resume``, and uploads run.json, the JUnit XML and summary.txt last.
+resume map from the store on ``--resume``, and uploads the run files the reporters wrote (run.json,
+summary.txt, JUnit XML, report.html, ...) last.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
 import time
@@ -19,7 +19,6 @@ import pytest
 
 from ..errors import MissingExtraError, StoreError
 from ..options import add_options
-from ..report import format_summary
 from ..results import FINAL_OUTCOMES, atomic_write_json, finished_results, is_safe_name
 from .base import RESULT_FILE, ResultStore, read_results, run_base
 from .settings import ARTIFACT_OPTIONS, StoreSettings, resolve_store
@@ -271,30 +270,22 @@ class ArtifactsRun:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def upload_run_files(self, config: pytest.Config) -> None:
-        """run.json, summary.txt and the JUnit XML to ``<run-id>/``; the first unreachable store stops it."""
+        """Every file the run's reporters wrote (run.json first) to ``<run-id>/``; the first unreachable
+        store stops it. What is uploaded is the reporters' business: a new reporter needs no change here."""
         red = self.session.redactor
-        run_dir = self.session.settings.run_dir
-        summary = self.session.summary or {}
-        files: list[tuple[str, Path | bytes]] = []
-        if (run_dir / "run.json").is_file():
-            files.append(("run.json", run_dir / "run.json"))
-        text = "\n".join(format_summary(summary["summary"], where=self.run_url)) + "\n" if "summary" in summary else ""
-        if text:
-            files.append(("summary.txt", text.encode()))
-        xmlpath = getattr(config.option, "xmlpath", None)
-        if xmlpath:
-            path = Path(os.path.abspath(os.path.expanduser(os.path.expandvars(xmlpath))))
-            if path.is_file():
-                files.append(("junit.xml", path))
-        for index, (name, source) in enumerate(files):
+        files = sorted(self.session.report_files, key=lambda f: f.name != "run.json")
+        for index, report_file in enumerate(files):
+            name = report_file.name
+            if not report_file.path.is_file():
+                continue  # e.g. pytest's --junitxml when pytest could not write it
             try:
-                data = source if isinstance(source, bytes) else source.read_bytes()
+                data = report_file.path.read_bytes()
                 call_with_retries(lambda d=data, n=name: self.store.upload_bytes(red.bytes(d), f"{self.run_id}/{n}"),  # type: ignore[misc]
                                   self.cfg.policy, time.sleep, random.random)
             except (StoreError, OSError) as e:
                 self.run_files_failed[name] = str(e)
-                for later, _ in files[index + 1:]:
-                    self.run_files_failed[later] = "not tried: the store failed on an earlier file"
+                for later in files[index + 1:]:
+                    self.run_files_failed[later.name] = "not tried: the store failed on an earlier file"
                 return
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:

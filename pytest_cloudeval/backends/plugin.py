@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ..crash import forget_junit_testcase, give_up, lost_result, requeue
+from ..crash import forget_junit_testcase, give_up, lost_attempt, lost_result, requeue
 from ..errors import BackendError, MissingExtraError
 from ..options import add_options
 from ..results import atomic_write_json, is_safe_name
@@ -172,16 +172,11 @@ def pytest_cloudeval_configure(session: Any) -> None:
     config.stash[CLOUD_KEY] = run
     session.settings = settings.replace(cloud=opts.cloud, cloud_run=replace(opts, workers=workers))
     config.pluginmanager.register(CloudXdistHooks(run, session), "cloudeval-cloud-xdist")
-    _RUNS[settings.run_id] = run
-
-
-# The run-finished hook gets settings, not the config: find the run by its id.
-_RUNS: dict[str, CloudRun] = {}
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_cloudeval_run_finished(summary: dict[str, Any], run_dir: Path, settings: Any) -> None:
-    run = _RUNS.get(getattr(settings, "run_id", ""))
+def pytest_cloudeval_run_finished(summary: dict[str, Any], session: Any) -> None:
+    run = session.config.stash.get(CLOUD_KEY, None)
     if run is None:
         return
     summary["cloud"] = run.cost_summary()
@@ -201,7 +196,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if isinstance(hooks, CloudXdistHooks):
         hooks.restore()
     run.teardown()
-    _RUNS.pop(run.settings.run_id, None)
 
 
 # -- xdist hooks of a cloud run -------------------------------------------------------------------
@@ -303,6 +297,8 @@ class CloudXdistHooks:
             report.longrepr = f"{report.longrepr}: its result had already come back, not run again"
             return
         limit = self.run.settings.attempts
+        if self.session is not None:  # for the run report's timeline
+            self.session.lost_attempts.append(lost_attempt(crashitem, report, self.attempts.get(crashitem, 1)))
         if not self._stopped_restarts and requeue(crashitem, report, sched, self.attempts, limit):
             self.reruns += 1
             return

@@ -362,7 +362,7 @@ def _check_not_cut(api: Any, exec_id: str, container: str, streams: _Streams) ->
     a connection the engine or the network cut (a sandbox error, never the command's exit code)."""
     info = with_retries("exec inspect", lambda: api.exec_inspect(exec_id))
     running = bool(info.get("Running"))
-    if not running and not streams._marked:
+    if not running and not streams._marked and info.get("ExitCode") in (126, 127):
         raise SandboxError(f"docker exec: the command's shell did not start (exit {info.get('ExitCode')}): "
                            f"{streams.err.text()[-300:]}")
     if running or info.get("ExitCode") == 126:
