@@ -37,7 +37,8 @@ BUILTIN_MARKERS = {
 
 
 # Subsystems that hook into the run; each imports its cloud SDK lazily, only when used.
-SUBSYSTEM_PLUGINS = ("pytest_cloudeval.artifacts.plugin", "pytest_cloudeval.backends.plugin")
+SUBSYSTEM_PLUGINS = ("pytest_cloudeval.artifacts.plugin", "pytest_cloudeval.backends.plugin",
+                     "pytest_cloudeval.sandbox.k8s_config")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

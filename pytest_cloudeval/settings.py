@@ -46,7 +46,7 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "or package.module:function", env="CLOUDEVAL_AGENT", ini="cloudeval_agent", metavar="SPEC"),
     Option("--agent-arg", "cloudeval_agent_args", "KEY=VALUE passed to the agent as a keyword argument "
            "(repeatable)", type=_agent_arg, action="append", short="-A", metavar="KEY=VALUE"),
-    Option("--sandbox", "cloudeval_sandbox", "where agents and judges run: local or docker",
+    Option("--sandbox", "cloudeval_sandbox", "where agents and judges run: local, docker or k8s",
            default="local", env="CLOUDEVAL_SANDBOX", ini="cloudeval_sandbox", metavar="NAME"),
     Option("--sandbox-image", "cloudeval_sandbox_image", "container image for tasks that name none (the "
            "docker sandbox's runner image)", default="cloudeval/runner:bookworm", env="CLOUDEVAL_SANDBOX_IMAGE",

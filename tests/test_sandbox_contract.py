@@ -32,6 +32,14 @@ def make_sandbox(kind: str, tmp_path: Path, **spec_changes: object) -> Sandbox:
         from pytest_cloudeval.sandbox.local import LocalSandbox
 
         cls: type[Sandbox] = LocalSandbox
+    elif kind.startswith("k8s"):
+        from pytest_cloudeval.sandbox.k8s import K8sSandbox
+        from tests.k8s_support import k8s_settings_extra
+
+        cls = K8sSandbox
+        settings = settings.replace(sandbox="k8s", extra=k8s_settings_extra())
+        if kind == "k8s-root":
+            values.update(image=BASE_IMAGE, workdir="/app")
     else:
         require_docker()
         from pytest_cloudeval.sandbox.docker import DockerSandbox
@@ -44,7 +52,9 @@ def make_sandbox(kind: str, tmp_path: Path, **spec_changes: object) -> Sandbox:
 
 
 @pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker),
-                        pytest.param("docker-root", marks=pytest.mark.docker)])
+                        pytest.param("docker-root", marks=pytest.mark.docker),
+                        pytest.param("k8s", marks=pytest.mark.docker),
+                        pytest.param("k8s-root", marks=pytest.mark.docker)])
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

@@ -1,0 +1,280 @@
+"""The Kubernetes sandbox: one pod per task attempt, commands through the exec API, files as tar over exec.
+
+The pod runs a keep-alive PID 1 (exits on SIGTERM, reaps orphans) with every security setting named
+(never privileged, no service-account token, no service links, ``restartPolicy: Never``, requests =
+limits, ``activeDeadlineSeconds`` so a forgotten pod dies on its own) and labels for the run, task and
+benchmark. No-network pods are only created after the run's deny-all NetworkPolicy exists. Secrets
+and task variables never enter the pod spec or an exec URL: ``k8s_exec`` sends them on the exec's
+stdin. Pods are deleted with grace 0 when the attempt ends, and swept by label at the end of the
+run and by ``pytest --cleanup --sandbox=k8s [--run-id X]``.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import tarfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..capture import CappedBuffer
+from ..errors import SandboxError
+from . import docker_archive as archive
+from . import k8s_api, k8s_exec
+from .base import ExecResult, Sandbox, SandboxSpec
+from .k8s_config import config_of
+from .k8s_images import image_for_pod
+
+RUNNER_USER = "agent"
+DEADLINE_MARGIN_S = 1800
+"""activeDeadlineSeconds = twice the task's time plus this: only forgotten pods ever reach it."""
+POLL_S = 0.1
+
+
+class K8sSandbox(Sandbox):
+    name = "k8s"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"process", "container"})
+
+    def __init__(self, spec: SandboxSpec, settings: Any) -> None:
+        super().__init__(spec, settings)
+        self.cfg = config_of(settings)
+        self.image = spec.image or settings.sandbox_image
+        self.user: str | None = spec.user
+        self.owner = archive.Owner()
+        self.pod: str | None = None
+        self.namespace = ""
+        self.pod_image = self.image
+        self._workdir = spec.workdir or "/"
+        self._closed = False
+        self._pending: archive.PendingArchive | None = None
+        self.limits: dict[str, Any] = {}
+
+    # -- session-wide -------------------------------------------------------------------------
+    @classmethod
+    def session_setup(cls, settings: Any) -> None:
+        cfg = config_of(settings)
+        namespace = k8s_api.namespace_of(cfg)
+        api = k8s_api.core(cfg)
+        k8s_api.call(f"read namespace {namespace}", lambda: api.read_namespace(namespace))
+
+    @classmethod
+    def session_cleanup(cls, settings: Any, run_id: str | None) -> None:
+        if getattr(settings, "sandbox", "k8s") != "k8s":
+            return  # a cluster is swept only when named (pytest --cleanup --sandbox=k8s)
+        _removed, problems = k8s_api.sweep(config_of(settings), run_id)
+        if problems:
+            raise SandboxError(f"could not delete {len(problems)} Kubernetes object(s): {'; '.join(problems[:3])}")
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def _factory(self) -> Any:
+        return k8s_api.api_client(self.cfg)
+
+    def start(self) -> None:
+        cfg, spec = self.cfg, self.spec
+        self.namespace = k8s_api.namespace_of(cfg)
+        self.pod_image = image_for_pod(self.image, cfg.image_registry)
+        run = k8s_api.label_value(spec.run_id)
+        labels = {k8s_api.label_value(k) if "/" not in k else k: k8s_api.label_value(v)
+                  for k, v in spec.labels.items() if k not in (k8s_api.LABEL, k8s_api.RUN_LABEL)}
+        labels.update({k8s_api.LABEL: "true", k8s_api.RUN_LABEL: run,
+                       "cloudeval.task": k8s_api.label_value(spec.task.task_id),
+                       "cloudeval.benchmark": k8s_api.label_value(spec.task.benchmark),
+                       k8s_api.NO_NETWORK_LABEL: "bridge" if spec.network else "none"})
+        if not spec.network:
+            k8s_api.ensure_deny_all(cfg, self.namespace, spec.run_id)  # before the pod exists
+        self.limits = {"network": "bridge" if spec.network else "none (deny-all NetworkPolicy)",
+                       "cpus": spec.cpus, "memory_mb": spec.memory_mb, "gpus": spec.task.limits.gpus or 0}
+        timeout = self.settings.task_timeout_s or spec.task.limits.agent_timeout_s or 3600
+        body = k8s_api.pod_manifest(
+            name=k8s_api.pod_name(spec.name), image=self.pod_image, labels=labels,
+            annotations={"cloudeval/task-id": spec.task.task_id[:1000], "cloudeval/run-id": spec.run_id},
+            cpus=spec.cpus, memory_mb=spec.memory_mb, gpus=int(spec.task.limits.gpus or 0),
+            workdir=spec.workdir, deadline_s=int(2 * timeout + DEADLINE_MARGIN_S), cfg=cfg)
+        api = k8s_api.core(cfg)
+        created = k8s_api.call(f"create pod {body['metadata']['name']}",
+                               lambda: api.create_namespaced_pod(self.namespace, body))
+        self.pod = created.metadata.name
+        self._wait_running(api)
+        self._learn_user_and_workdir()
+
+    def _wait_running(self, api: Any) -> None:
+        deadline = time.monotonic() + self.cfg.start_timeout_s
+        delay = 0.05
+        while True:
+            pod = k8s_api.call(f"read pod {self.pod}", lambda: api.read_namespaced_pod(self.pod, self.namespace))
+            phase = pod.status.phase
+            if phase == "Running":
+                return
+            if phase in ("Failed", "Succeeded") or time.monotonic() >= deadline:
+                events = k8s_api.pod_events(self.cfg, self.namespace, str(self.pod))
+                why = k8s_api.explain_pending(pod)
+                when = "ended before it ran" if phase in ("Failed", "Succeeded") else \
+                    f"did not start within --k8s-start-timeout {self.cfg.start_timeout_s:g}s"
+                raise SandboxError(f"pod {self.pod} (image {self.pod_image}) {when}: {why}"
+                                   + (f"; events: {' | '.join(events[-6:])}" if events else ""))
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    def _learn_user_and_workdir(self) -> None:
+        if self.user is None and self.spec.image is None:
+            self.user = RUNNER_USER
+        script = ('pwd; u="$1"; [ -n "$u" ] && id -u "${u%%:*}" 2>/dev/null && id -g "${u%%:*}" 2>/dev/null; true')
+        result = self._exec_raw(["sh", "-c", script, "sh", self.user or ""], timeout=60, env={}, cwd=None,
+                                user=None, stdin=None)
+        lines = result.stdout.split()
+        if not self.spec.workdir and lines:
+            self._workdir = lines[0]
+        if self.user and self.user not in ("root", "0", "0:0"):
+            if len(lines) >= 3 and lines[1].isdigit() and lines[2].isdigit():
+                self.owner = archive.Owner(int(lines[1]), int(lines[2]))
+            elif self.spec.user is None and self.spec.image is None:
+                self.user = None  # a custom --sandbox-image without the runner's user: its default
+            else:
+                raise SandboxError(f"user {self.user!r} does not exist in image {self.image}")
+        elif self.user in ("root", "0", "0:0"):
+            self.user = None
+        if self.user and self.spec.workdir:
+            self.make_dirs([self.spec.workdir])
+
+    @property
+    def workdir(self) -> str:
+        return self._workdir
+
+    def describe(self) -> dict[str, Any]:
+        return {"sandbox": "k8s", "pod": self.pod, "namespace": self.namespace, "image": self.pod_image,
+                "user": self.user or "(image default)", "workdir": self._workdir, "limits": dict(self.limits)}
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pending = None
+        if self.pod is None:
+            return
+        try:
+            api = k8s_api.core(self.cfg)
+            api.delete_namespaced_pod(self.pod, self.namespace, grace_period_seconds=0)
+        except Exception:  # noqa: BLE001 - the end-of-run sweep deletes it then
+            pass
+
+    # -- commands -----------------------------------------------------------------------------
+    def _ref(self) -> str:
+        if self._closed:
+            raise SandboxError("sandbox used after close()")
+        if self.pod is None:
+            raise SandboxError("sandbox used before start()")
+        return self.pod
+
+    def _exec_raw(self, argv: Sequence[str], *, timeout: float | None, env: Mapping[str, str], cwd: str | None,
+                  user: str | None, stdin: bytes | None, out: Any = None) -> ExecResult:
+        half = max(1024, self.settings.output_cap_bytes // 2)
+        return k8s_exec.run(self._factory, self.namespace, self._ref(), argv, timeout=timeout, env=env, cwd=cwd,
+                            user=user, stdin=stdin, out=out if out is not None else CappedBuffer(half, half),
+                            err=CappedBuffer(half, half))
+
+    def exec(self, cmd: Sequence[str] | str, *, timeout: float | None, stdin: bytes | None = None,
+             env: Mapping[str, str] | None = None, cwd: str | None = None, user: str | None = None) -> ExecResult:
+        self._ref()
+        self.flush()
+        argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        full_env = dict(self.spec.env)
+        if env:
+            full_env.update(env)
+        return self._exec_raw(argv, timeout=timeout, env=full_env, cwd=self._abs(cwd) if cwd else self._workdir,
+                              user=user or self.user, stdin=stdin)
+
+    def _root(self, script: str, *args: str, stdin: bytes | None = None, limit: int | None = None,
+              timeout: float = 300) -> tuple[ExecResult, bytes]:
+        sink = k8s_exec.Sink(limit) if limit is not None else None
+        result = self._exec_raw(["sh", "-c", script, "sh", *args], timeout=timeout, env={}, cwd="/", user=None,
+                                stdin=stdin, out=sink)
+        return result, bytes(sink.data) if sink is not None else result.stdout.encode()
+
+    # -- files --------------------------------------------------------------------------------
+    def _abs(self, path: str) -> str:
+        return posixpath.normpath(path if path.startswith("/") else posixpath.join(self._workdir, path))
+
+    def _pending_archive(self) -> archive.PendingArchive:
+        if self._pending is None:
+            self._pending = archive.PendingArchive()
+        return self._pending
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            data = pending.finish().read()
+            parents = sorted(pending.parents)
+        finally:
+            pending.discard()
+        # Missing parents are made first and handed to the sandbox user, like the Docker sandbox does.
+        owner = f"{self.owner.uid}:{self.owner.gid}"
+        script = ('o="$1"; shift; for d in "$@"; do [ -d "$d" ] && continue; mkdir -p -- "$d" && '
+                  '{ [ "$o" = "0:0" ] || chown "$o" "$d"; } || exit 1; done; tar -xpf - -C /')
+        result, _ = self._root(script, owner, *parents, stdin=data)
+        if not result.ok:
+            raise SandboxError(f"copying files into pod {self.pod} failed: {result.stderr.strip()[-300:]}")
+
+    def make_dirs(self, paths: Sequence[str], mode: int = 0o755) -> None:
+        pending = self._pending_archive()
+        for path in paths:
+            pending.add_dir(self._abs(path), mode, self.owner)
+
+    def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        self._ref()
+        self._pending_archive().add_file(self._abs(path), payload, mode, self.owner)
+
+    def read_file(self, path: str, max_bytes: int = 16 * 1024 * 1024) -> bytes:
+        self.flush()
+        target = self._abs(path)
+        script = 'f="$1"; [ -e "$f" ] || exit 44; [ -d "$f" ] && exit 45; head -c "$2" -- "$f"'
+        result, data = self._root(script, target, str(max_bytes), limit=max_bytes)
+        if result.exit_code == 44:
+            raise FileNotFoundError(f"{target} does not exist in the sandbox")
+        if result.exit_code == 45:
+            raise IsADirectoryError(f"{target} is a folder")
+        if not result.ok:
+            raise SandboxError(f"reading {target} in pod {self.pod} failed: {result.stderr.strip()[-300:]}")
+        return data
+
+    def copy_in(self, src: Path, dest: str) -> None:
+        if not src.exists():
+            raise FileNotFoundError(f"{src} does not exist")
+        self._pending_archive().add_host_path(src, self._abs(dest), self.owner)
+
+    def copy_out(self, src: str, dest: Path, max_bytes: int = 256 * 1024 * 1024) -> bool:
+        return self.copy_out_report(src, dest, max_bytes) is not None
+
+    def copy_out_report(self, src: str, dest: Path, max_bytes: int = 256 * 1024 * 1024,
+                        only: Any = None) -> archive.CopyReport | None:
+        self.flush()
+        source = self._abs(src)
+        parent, name = posixpath.split(source.rstrip("/") or "/")
+        script = 'p="$1"; n="$2"; [ -e "$p/$n" ] || exit 44; tar -cf - -C "$p" -- "$n"'
+        result, data = self._root(script, parent or "/", name or ".", limit=max_bytes + 64 * 1024 * 1024)
+        if result.exit_code == 44:
+            return None
+        if not result.ok:
+            raise SandboxError(f"copying {source} out of pod {self.pod} failed: {result.stderr.strip()[-300:]}")
+        is_dir = _first_is_dir(data)
+        chunks = iter([data])
+        if is_dir:
+            dest.mkdir(parents=True, exist_ok=True)
+            return archive.extract_archive(chunks, name, dest, max_bytes, only=only)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return archive.extract_archive(chunks, name, dest, max_bytes)
+
+
+def _first_is_dir(data: bytes) -> bool:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r|") as tar:
+            first = tar.next()
+            return bool(first and first.isdir())
+    except tarfile.TarError:
+        return False
+
+
