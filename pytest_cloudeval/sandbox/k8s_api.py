@@ -22,7 +22,9 @@ RUN_LABEL = "cloudeval.run"
 POLICY_NAME_PREFIX = "cloudeval-deny-all-"
 NO_NETWORK_LABEL = "cloudeval.network"
 KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
-"""PID 1 of a task pod: exits at once on SIGTERM, and its ``wait`` reaps orphans re-parented to it."""
+"""PID 1 of a task pod: exits at once on SIGTERM, and its ``wait`` reaps orphans re-parented to it.
+Given as ``args`` (the image's ENTRYPOINT, e.g. a boot script that execs "$@", still runs), the way the
+Docker sandbox overrides only the image's CMD."""
 
 _lock = threading.Lock()
 _configs: dict[tuple[str | None, str | None], tuple[Any, str]] = {}
@@ -143,7 +145,7 @@ def pod_manifest(*, name: str, image: str, labels: Mapping[str, str], annotation
     if gpus:
         limits["nvidia.com/gpu"] = str(int(gpus))
     container: dict[str, Any] = {
-        "name": "task", "image": image, "command": ["sh", "-c", KEEPALIVE],
+        "name": "task", "image": image, "args": ["sh", "-c", KEEPALIVE],
         "imagePullPolicy": "IfNotPresent", "stdin": False, "tty": False,
         "resources": {"requests": dict(limits), "limits": dict(limits)},
         "securityContext": {"privileged": False, "allowPrivilegeEscalation": False},
