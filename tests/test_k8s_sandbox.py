@@ -190,3 +190,34 @@ def test_kubectl_against_the_emulator(tmp_path: Path) -> None:
         assert not kc("get", "pods", "-l", f"cloudeval.run={run_id}", "-o", "name").stdout.strip()
     finally:
         box.close()
+
+
+def test_evicted_pods_task_is_run_again(tmp_path: Path) -> None:
+    from tests.docker_support import write_harbor_benchmark
+
+    emu = emulator()
+    bench = write_harbor_benchmark(tmp_path / "bench", ("slow",), solve="sleep 4\necho done > /app/out.txt\n")
+    run_id = new_run_id("k8s-evict")
+    evicted: list[str] = []
+
+    def evict_first_pod() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not evicted:
+            for pod in emu.pods():
+                if pod["metadata"]["labels"].get("cloudeval.run") == run_id and pod["status"].get("phase") == "Running":
+                    time.sleep(1.0)  # the agent is at work
+                    emu.evict(pod["metadata"]["name"])
+                    evicted.append(pod["metadata"]["name"])
+                    return
+            time.sleep(0.1)
+
+    import threading
+
+    thread = threading.Thread(target=evict_first_pod, daemon=True)
+    thread.start()
+    res = run_pytest(tmp_path, str(bench), "--sandbox=k8s", "--kubeconfig", str(emu.kubeconfig), "--agent",
+                     "oracle", "--run-id", run_id, "--attempts", "2")
+    thread.join(timeout=5)
+    assert evicted, res.stdout + res.stderr
+    result = task_results(tmp_path / "results" / run_id)["slow"]
+    assert (result["outcome"], result["attempt"]) == ("passed", 2), (result, res.stdout[-2000:])

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..capture import CappedBuffer
-from ..errors import SandboxError
+from ..errors import SandboxError, SandboxLost
 from .base import ExecResult
 
 PID_MARK = b"\x1ecloudeval-pid:"
@@ -65,12 +65,6 @@ for f in /proc/[0-9]*/stat; do
 done
 exit $rc
 """
-
-
-class SandboxLost(SandboxError):
-    """The pod or the exec stream went away under a running attempt (evicted, deleted, dropped)."""
-
-    retryable = True
 
 
 def escape(value: str) -> str:
