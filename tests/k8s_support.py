@@ -44,3 +44,36 @@ def access_log_lines() -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def start_registry(folder: Path) -> tuple[Any, str]:
+    """Debian's ``docker-registry`` on a free loopback port, storage in ``folder``: (process, host:port).
+
+    The engine treats 127.0.0.0/8 as insecure, so ``docker push 127.0.0.1:PORT/name:tag`` needs no TLS.
+    """
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    binary = shutil.which("docker-registry")
+    assert binary, "docker-registry is missing: scripts/setup-docker.sh installs it (apt-get install docker-registry)"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (folder / "storage").mkdir(parents=True, exist_ok=True)
+    config = folder / "registry.yml"
+    config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {folder / 'storage'}\n"
+                      f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n")
+    proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
+                            stderr=open(folder / "registry.log", "wb"))  # noqa: SIM115 - lives with the process
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, f"127.0.0.1:{port}"
+        except OSError:
+            assert proc.poll() is None, (folder / "registry.log").read_text()
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("docker-registry did not listen within 15 s")

@@ -192,6 +192,7 @@ def test_kubectl_against_the_emulator(tmp_path: Path) -> None:
         box.close()
 
 
+@pytest.mark.slow
 def test_evicted_pods_task_is_run_again(tmp_path: Path) -> None:
     from tests.docker_support import write_harbor_benchmark
 
@@ -221,3 +222,39 @@ def test_evicted_pods_task_is_run_again(tmp_path: Path) -> None:
     assert evicted, res.stdout + res.stderr
     result = task_results(tmp_path / "results" / run_id)["slow"]
     assert (result["outcome"], result["attempt"]) == ("passed", 2), (result, res.stdout[-2000:])
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from tests.k8s_support import start_registry
+
+    emulator()
+    proc, address = start_registry(tmp_path_factory.mktemp("registry"))
+    yield address
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_local_images_are_pushed_to_the_registry_and_pulled_by_the_pod(tmp_path: Path, registry: str) -> None:
+    import docker
+
+    run_id = new_run_id("k8s-registry")
+    box = make_box(tmp_path, run_id, image="cloudeval/base:bookworm", k8s={"image_registry": registry})
+    box.start()
+    try:
+        assert box.pod_image.startswith(f"{registry}/cloudeval/base:"), box.pod_image
+        assert box.exec("echo pulled", timeout=30).stdout == "pulled\n"
+        pod = emulator().cluster.get_pod("default", box.pod)
+        assert pod["spec"]["containers"][0]["image"] == box.pod_image
+        # The registry really holds it: the engine pulls it back after the local tag is gone.
+        api = docker.APIClient(version="auto")
+        api.remove_image(box.pod_image)
+        api.pull(box.pod_image)
+    finally:
+        box.close()
+    missing = make_box(tmp_path, run_id, image=f"{registry}/no/such:tag", k8s={"start_timeout_s": 3.0})
+    with pytest.raises(SandboxError) as info:
+        missing.start()
+    missing.close()
+    assert f"{registry}/no/such:tag" in str(info.value) and "Failed to pull image" in str(info.value)
