@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -258,3 +259,75 @@ def test_local_images_are_pushed_to_the_registry_and_pulled_by_the_pod(tmp_path:
         missing.start()
     missing.close()
     assert f"{registry}/no/such:tag" in str(info.value) and "Failed to pull image" in str(info.value)
+
+
+def _run_pods(run_id: str) -> list[str]:
+    return [p["metadata"]["name"] for p in emulator().pods() if p["metadata"]["labels"].get("cloudeval.run") == run_id]
+
+
+def _run_policies(run_id: str) -> list[str]:
+    return [p["metadata"]["name"] for p in emulator().cluster.list_policies(None)
+            if p["metadata"]["labels"].get("cloudeval.run") == run_id]
+
+
+@pytest.mark.slow
+def test_usaco_verdicts_match_the_local_sandbox(tmp_path: Path) -> None:
+    from tests.test_docker_sandbox import EDGE_SOLUTIONS, EXPECTED, judged
+    from tests.usaco_factory import problem, write_benchmark
+
+    problems = {pid: problem(pid, solution=src, runtime_limit=1, num_tests=1) for pid, src in EDGE_SOLUTIONS.items()}
+    target = str(write_benchmark(tmp_path / "edge", problems, tests={pid: [("1 2\n", "3\n")] for pid in problems}))
+    verdicts = {}
+    for sandbox in ("local", "k8s"):
+        run_id = new_run_id(sandbox)
+        res = run_pytest(tmp_path, target, "--agent", "oracle", f"--sandbox={sandbox}", "-n", "2", "--run-id", run_id,
+                         "--kubeconfig", str(emulator().kubeconfig))
+        assert res.returncode in (0, 1), res.stdout + res.stderr
+        verdicts[sandbox] = judged(tmp_path / "results" / run_id)
+        assert not _run_pods(run_id) and not _run_policies(run_id)
+    assert verdicts["k8s"] == verdicts["local"]
+    assert {pid: v[0] for pid, v in verdicts["k8s"].items()} == EXPECTED
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_leaves_no_pod_or_policy(tmp_path: Path, sig: signal.Signals) -> None:
+    from tests.docker_support import write_harbor_benchmark
+
+    emu = emulator()
+    write_harbor_benchmark(tmp_path / "bench", ("slow1", "slow2"), solve="sleep 120\n", agent_timeout=300)
+    run_id = new_run_id("k8s-int")
+    cmd = [sys.executable, "-m", "pytest", "bench", "--agent", "oracle", "--sandbox=k8s", "--kubeconfig",
+           str(emu.kubeconfig), "-n", "2", "--run-id", run_id, "-p", "no:cacheprovider", "-q"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len([p for p in emu.pods() if p["metadata"]["labels"].get("cloudeval.run") == run_id
+                   and p["status"].get("phase") == "Running"]) < 2:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "the tasks never started"
+            time.sleep(0.2)
+        time.sleep(1.0)  # the oracle is running now
+        assert _run_policies(run_id), "no-network pods run under the run's deny-all policy"
+        os.killpg(proc.pid, sig)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0, out
+    assert not _run_pods(run_id), out
+    assert not _run_policies(run_id), out
+
+
+def test_failing_run_leaves_nothing(tmp_path: Path) -> None:
+    from tests.docker_support import write_harbor_benchmark
+
+    write_harbor_benchmark(tmp_path / "bench", ("t1",))
+    run_id = new_run_id("k8s-fail")
+    res = run_pytest(tmp_path, "bench", "--agent", "noop", "--sandbox=k8s", "--kubeconfig",
+                     str(emulator().kubeconfig), "--run-id", run_id)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert task_results(tmp_path / "results" / run_id)["t1"]["outcome"] == "failed"
+    assert not _run_pods(run_id) and not _run_policies(run_id)

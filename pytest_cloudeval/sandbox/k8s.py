@@ -115,11 +115,14 @@ class K8sSandbox(Sandbox):
                 raise SandboxError(f"pod {self.pod} (image {self.pod_image}) {when}: {why}"
                                    + (f"; events: {' | '.join(events[-6:])}" if events else ""))
             time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+            # Quick polls while a pod usually starts, then gentler ones for slow pulls and scale-ups.
+            delay = 0.1 if time.monotonic() < deadline - self.cfg.start_timeout_s + 10 else 1.0
 
     def _learn_user_and_workdir(self) -> None:
         if self.user is None and self.spec.image is None:
             self.user = RUNNER_USER
+        if self.user is None and self.spec.workdir:
+            return  # the image's own user and a known folder: nothing to ask the pod
         script = ('pwd; u="$1"; [ -n "$u" ] && id -u "${u%%:*}" 2>/dev/null && id -g "${u%%:*}" 2>/dev/null; true')
         result = self._exec_raw(["sh", "-c", script, "sh", self.user or ""], timeout=60, env={}, cwd=None,
                                 user=None, stdin=None)
@@ -169,15 +172,27 @@ class K8sSandbox(Sandbox):
 
     def _exec_raw(self, argv: Sequence[str], *, timeout: float | None, env: Mapping[str, str], cwd: str | None,
                   user: str | None, stdin: bytes | None, out: Any = None) -> ExecResult:
+        """One exec; the files written since the last one travel with it (unpacked before it runs)."""
         half = max(1024, self.settings.output_cap_bytes // 2)
+        self._ref()
+        files = self._take_files()
         return k8s_exec.run(self._factory, self.namespace, self._ref(), argv, timeout=timeout, env=env, cwd=cwd,
                             user=user, stdin=stdin, out=out if out is not None else CappedBuffer(half, half),
-                            err=CappedBuffer(half, half))
+                            err=CappedBuffer(half, half), files=files)
+
+    def _take_files(self) -> k8s_exec.Files | None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return None
+        try:
+            return k8s_exec.Files(pending.finish().read(), tuple(sorted(pending.parents)),
+                                  f"{self.owner.uid}:{self.owner.gid}")
+        finally:
+            pending.discard()
 
     def exec(self, cmd: Sequence[str] | str, *, timeout: float | None, stdin: bytes | None = None,
              env: Mapping[str, str] | None = None, cwd: str | None = None, user: str | None = None) -> ExecResult:
         self._ref()
-        self.flush()
         argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
         full_env = dict(self.spec.env)
         if env:
@@ -202,21 +217,9 @@ class K8sSandbox(Sandbox):
         return self._pending
 
     def flush(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        try:
-            data = pending.finish().read()
-            parents = sorted(pending.parents)
-        finally:
-            pending.discard()
-        # Missing parents are made first and handed to the sandbox user, like the Docker sandbox does.
-        owner = f"{self.owner.uid}:{self.owner.gid}"
-        script = ('o="$1"; shift; for d in "$@"; do [ -d "$d" ] && continue; mkdir -p -- "$d" && '
-                  '{ [ "$o" = "0:0" ] || chown "$o" "$d"; } || exit 1; done; tar -xpf - -C /')
-        result, _ = self._root(script, owner, *parents, stdin=data)
-        if not result.ok:
-            raise SandboxError(f"copying files into pod {self.pod} failed: {result.stderr.strip()[-300:]}")
+        """Send the files written since the last command now (with a no-op command)."""
+        if self._pending is not None:
+            self._root("true")
 
     def make_dirs(self, paths: Sequence[str], mode: int = 0o755) -> None:
         pending = self._pending_archive()
@@ -229,7 +232,6 @@ class K8sSandbox(Sandbox):
         self._pending_archive().add_file(self._abs(path), payload, mode, self.owner)
 
     def read_file(self, path: str, max_bytes: int = 16 * 1024 * 1024) -> bytes:
-        self.flush()
         target = self._abs(path)
         script = 'f="$1"; [ -e "$f" ] || exit 44; [ -d "$f" ] && exit 45; head -c "$2" -- "$f"'
         result, data = self._root(script, target, str(max_bytes), limit=max_bytes)
@@ -251,7 +253,6 @@ class K8sSandbox(Sandbox):
 
     def copy_out_report(self, src: str, dest: Path, max_bytes: int = 256 * 1024 * 1024,
                         only: Any = None) -> archive.CopyReport | None:
-        self.flush()
         source = self._abs(src)
         parent, name = posixpath.split(source.rstrip("/") or "/")
         script = 'p="$1"; n="$2"; [ -e "$p/$n" ] || exit 44; tar -cf - -C "$p" -- "$n"'

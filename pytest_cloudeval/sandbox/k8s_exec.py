@@ -26,11 +26,16 @@ PID_MARK = b"\x1ecloudeval-pid:"
 
 LAUNCHER = r"""printf '\036cloudeval-pid:%d\036' "$$" >&2
 set --
-cwd= user= nin=0
+cwd= user= nin=0 owner=0:0
+fail() { printf '\036cloudeval-files-failed\036' >&2; exit 125; }
 while IFS= read -r line; do
   v=${line#?}
   case $line in
     .) break ;;
+    O*) owner=$v ;;
+    P*) v=$(printf '%bx' "$v"); d=${v%x}
+        if [ ! -d "$d" ]; then mkdir -p -- "$d" || fail; [ "$owner" = 0:0 ] || chown "$owner" "$d" || fail; fi ;;
+    X*) t=$(mktemp) || fail; head -c "$v" > "$t"; tar -xpf "$t" -C / || { rm -f "$t"; fail; }; rm -f "$t" ;;
     A*) v=$(printf '%bx' "$v"); set -- "$@" "${v%x}" ;;
     E*) v=$(printf '%bx' "$v"); export "${v%x}" || exit 125 ;;
     D*) v=$(printf '%bx' "$v"); cwd=${v%x} ;;
@@ -81,8 +86,25 @@ def escape(value: str) -> str:
     return "".join(out)
 
 
+FILES_FAILED = "\x1ecloudeval-files-failed\x1e"
+
+
+@dataclass(frozen=True)
+class Files:
+    """A tar for ``/`` unpacked (as the container's user, root for task images) before the command,
+    after its missing ``parents`` are made and handed to ``owner`` ("uid:gid")."""
+
+    tar: bytes
+    parents: tuple[str, ...]
+    owner: str
+
+
 def request(argv: Sequence[str], env: Mapping[str, str], cwd: str | None, user: str | None,
-            stdin: bytes | None) -> bytes:
+            stdin: bytes | None, files: Files | None = None) -> bytes:
+    head = b""
+    if files is not None:
+        lines0 = [f"O{files.owner}"] + [f"P{escape(p)}" for p in files.parents] + [f"X{len(files.tar)}"]
+        head = ("\n".join(lines0) + "\n").encode("utf-8", "surrogateescape") + files.tar
     lines = [f"A{escape(a)}" for a in argv]
     lines += [f"E{escape(k)}={escape(v)}" for k, v in env.items()]
     if cwd:
@@ -91,7 +113,7 @@ def request(argv: Sequence[str], env: Mapping[str, str], cwd: str | None, user: 
         lines.append(f"U{escape(user)}")
     lines.append(f"I{len(stdin or b'')}")
     lines.append(".")
-    return ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape") + (stdin or b"")
+    return head + ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape") + (stdin or b"")
 
 
 @dataclass
@@ -166,12 +188,13 @@ def exit_status(raw: Any) -> int | None:
                 return int(cause.get("message"))
             except (TypeError, ValueError):
                 return None
-    raise SandboxError(f"exec failed: {doc.get('message') or doc}")
+    # No exit code: the command never ran (the container is gone or not running).
+    raise SandboxLost(f"exec failed: {doc.get('message') or doc}")
 
 
 def run(factory: Any, namespace: str, pod: str, argv: Sequence[str], *, timeout: float | None,
         env: Mapping[str, str], cwd: str | None, user: str | None, stdin: bytes | None,
-        out: CappedBuffer | Sink, err: CappedBuffer) -> ExecResult:
+        out: CappedBuffer | Sink, err: CappedBuffer, files: Files | None = None) -> ExecResult:
     """Run ``argv`` through the launcher; see the module docstring."""
     started = time.monotonic()
     deadline = None if timeout is None else started + max(0.0, timeout)
@@ -180,7 +203,7 @@ def run(factory: Any, namespace: str, pod: str, argv: Sequence[str], *, timeout:
         resp = open_stream(factory, namespace, pod, ["sh", "-c", LAUNCHER], True)
     except Exception as e:  # noqa: BLE001 - ApiException (pod gone, not running), connection refused...
         raise _lost_or_error(e, pod) from e
-    payload = request(argv, env, cwd, user, stdin)
+    payload = request(argv, env, cwd, user, stdin, files)
     failure: list[BaseException] = []
 
     def write() -> None:
@@ -231,6 +254,8 @@ def run(factory: Any, namespace: str, pod: str, argv: Sequence[str], *, timeout:
                 kill_group(factory, namespace, pod, errors.pid)
             why = f": {failure[0]}" if failure else ""
             raise SandboxLost(f"the exec stream into pod {pod} ended without an exit status{why}")
+    if files is not None and exit_code == 125 and FILES_FAILED in err.text():
+        raise SandboxError(f"copying files into pod {pod} failed: {err.text().replace(FILES_FAILED, '')[-300:]}")
     return ExecResult(exit_code=exit_code, stdout=out.text() if isinstance(out, CappedBuffer) else "",
                       stderr=err.text(), timed_out=timed_out, duration_s=time.monotonic() - started,
                       output_truncated=bool(getattr(out, "truncated", False)) or err.truncated)

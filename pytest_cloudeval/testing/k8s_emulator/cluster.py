@@ -383,10 +383,13 @@ class Cluster:
             obj["metadata"]["deletionGracePeriodSeconds"] = int(grace_s)
             self._bump("pods", "MODIFIED", obj)
             answer = copy.deepcopy(obj)
-        if grace_s:
-            threading.Thread(target=self._finish_delete, args=(record, grace_s), daemon=True).start()
-        else:
-            self._finish_delete(record, 0)
+        if not grace_s:
+            # Forced: the object goes at once (like the API server), the kubelet's kill follows.
+            with self.lock:
+                if self.pods.get((namespace, name)) is record:
+                    del self.pods[(namespace, name)]
+                    self._bump("pods", "DELETED", record.obj)
+        threading.Thread(target=self._finish_delete, args=(record, grace_s), daemon=True).start()
         return answer
 
     def _finish_delete(self, record: PodRecord, grace_s: float) -> None:
@@ -409,16 +412,17 @@ class Cluster:
         self._terminate(record, "Evicted", message, exit_code=137)
 
     def _terminate(self, record: PodRecord, reason: str, message: str, exit_code: int) -> None:
-        with record.lock:
-            cid = record.container_id
-            if cid:
-                docker_pods.remove(cid, None)
         obj = record.obj
-        self.event(obj, reason, message, warning=True)
+        cid = record.container_id
         container = obj["spec"]["containers"][0]
         state = {"terminated": {"exitCode": exit_code, "reason": "Error", "finishedAt": now_rfc3339()}}
+        # The phase first, so no new exec is let in while the container goes.
         self._update(record, phase="Failed", reason=reason, message=message, conditions=_conditions(True, False),
                      containerStatuses=[_status(container, state, ready=False, cid=cid)])
+        self.event(obj, reason, message, warning=True)
+        with record.lock:
+            if record.container_id:
+                docker_pods.remove(record.container_id, None)
 
     def _watch_containers(self) -> None:
         while not self._stopping.wait(MONITOR_S):
