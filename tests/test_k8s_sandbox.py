@@ -170,6 +170,12 @@ def test_kubectl_against_the_emulator(tmp_path: Path) -> None:
         return subprocess.run([kubectl, *args], capture_output=True, text=True, env=env, input=stdin, timeout=60)
 
     try:
+        # PID 1 of the pod reaps orphans: a double-forked child that exits leaves no zombie.
+        box.exec("(sleep 0.3 &); exit 0", timeout=30)
+        time.sleep(1.5)
+        zombies = box.exec("for f in /proc/[0-9]*/stat; do s=$(cat $f 2>/dev/null); s=${s##*) }; "
+                           "[ \"${s%% *}\" = Z ] && echo $f; done; true", timeout=30).stdout
+        assert zombies == "", zombies
         listed = kc("get", "pods", "-l", f"cloudeval.run={run_id}")
         assert box.pod in listed.stdout and "Running" in listed.stdout, listed.stderr
         described = kc("describe", "pod", box.pod)
