@@ -64,3 +64,8 @@ def pytest_cloudeval_result_stores() -> dict[str, Any]:
 def pytest_cloudeval_backends() -> dict[str, Any]:
     return {"gce": lazy(".backends.gce:GceBackend", sdk="google.cloud.compute_v1", what="--cloud=gce",
                         extra="gce")}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_cloudeval_transports() -> dict[str, Any]:
+    return {"ssh": lazy(".backends.ssh:SshTransport")}

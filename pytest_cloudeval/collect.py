@@ -35,8 +35,8 @@ def _session(config: pytest.Config) -> CloudEvalSession:
     return config.stash[SESSION_KEY]
 
 
-def _benchmark_name(path: Path, spec: dict[str, Any]) -> str:
-    name = spec.get("name", path.parent.name)
+def _benchmark_name(path: Path, spec: dict[str, Any], settings: Any) -> str:
+    name = spec.get("name", settings.local_name(path.parent))
     if not isinstance(name, str) or not is_safe_name(name):
         raise BenchmarkError(path, f"benchmark name {name!r} must be letters, digits, '.', '_' or '-'")
     return name
@@ -63,7 +63,7 @@ class BenchmarkFile(_TaskSource):
         if fmt_name not in formats:
             known = ", ".join(sorted(formats))
             raise BenchmarkError(self.path, f"unknown format {fmt_name!r} (known: {known})")
-        benchmark = _benchmark_name(self.path, spec)
+        benchmark = _benchmark_name(self.path, spec, session.settings)
         tasks = formats[fmt_name].load_benchmark(self.path.parent, spec, benchmark)
         yield from make_items(self, tasks, session)
 
@@ -77,7 +77,8 @@ class HarborTaskFile(_TaskSource):
     def collect(self) -> Iterator[pytest.Item]:
         session = _session(self.config)
         task_dir = self.path.parent
-        benchmark = task_dir.parent.name if is_safe_name(task_dir.parent.name) else "harbor"
+        parent = session.settings.local_name(task_dir.parent)
+        benchmark = parent if is_safe_name(parent) else "harbor"
         yield from make_items(self, [load_task_dir(task_dir, benchmark)], session)
 
 

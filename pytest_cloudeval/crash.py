@@ -49,13 +49,12 @@ def forget_junit_testcase(report: Any) -> None:
     config = getattr(getattr(report, "node", None), "config", None)
     if config is None:
         return
-    from _pytest.junitxml import xml_key
+    from .xdist_internals import junit_reporters
 
-    xml = config.stash.get(xml_key, None)
-    reporters = getattr(xml, "node_reporters", None)
-    ordered = getattr(xml, "node_reporters_ordered", None)
-    if reporters is None or ordered is None:
+    found = junit_reporters(config)
+    if found is None:
         return
+    reporters, ordered = found
     reporter = reporters.pop((report.nodeid, getattr(report, "node", None)), None)
     if reporter is not None and reporter in ordered:
         ordered.remove(reporter)

@@ -40,7 +40,13 @@ def pytest_cloudeval_result_stores() -> dict[str, Any]:
 
 @hookspec
 def pytest_cloudeval_backends() -> dict[str, Any]:
-    """Return ``{cloud name: loader}``; ``loader()`` returns a cloud Backend subclass."""
+    """Return ``{cloud name: loader}``; ``loader()`` returns a ``backends.base.Provider`` subclass."""
+
+
+@hookspec
+def pytest_cloudeval_transports() -> dict[str, Any]:
+    """Return ``{transport name: loader}``; ``loader()`` returns a ``backends.transport.Transport``
+    subclass. A provider names the transport of its hosts in its ``transport`` class attribute."""
 
 
 @hookspec

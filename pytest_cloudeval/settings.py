@@ -1,4 +1,12 @@
-"""One frozen ``Settings`` for the run, merged CLI > environment > ini, shipped to every worker."""
+"""One frozen ``Settings`` for the run, merged CLI > environment > ini, shipped to every worker.
+
+Settings flow one way: the core options (``CORE_OPTIONS``, here) are resolved once on the
+controller by ``settings_from_config``; each subsystem adds its own frozen section once, on the
+controller, from its own table (the store: ``artifacts/settings.py`` into ``store``; cloud
+workers: ``backends/options.py`` into ``cloud_run``); xdist workers receive the whole object
+(``to_dict``/``from_dict``) and never read options themselves. The sandbox's fields are core rows,
+viewed as a typed section by ``sandbox_section``.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +22,10 @@ from typing import Any
 
 import pytest
 
+from .artifacts.settings import StoreSettings
+from .backends.options import CloudSettings
 from .options import Option, byte_size, choice, positive_float, positive_int, resolve
+from .sandbox.settings import SandboxSettings
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SECRET_NAME_RE = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
@@ -140,6 +151,8 @@ class Settings:
     resuming: bool = False
     repeat: int = 1
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    secrets_file: str | None = None
+    """The ``--secrets-env`` file, absolute (never shipped to remote workers)."""
     redact_values: tuple[str, ...] = field(default=(), repr=False)
     pass_threshold: float = 1.0
     cpus: float | None = None
@@ -149,14 +162,19 @@ class Settings:
     attempts: int = 3
     artifacts_url: str | None = None
     rootdir: str = "."
+    rootdir_name: str = ""
+    """The rootdir's folder name on the controller, when this process runs on a copy of it under
+    another name (remote workers): benchmarks named after their folder keep their local name."""
     invocation_dir: str = ""
     work_root: str | None = None
     worker: str = "main"
     cloud: str | None = None
     ship_results: bool = False
     """Workers send each task's folder to the controller in their reports (remote workers)."""
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    """Settings of backends and stores, keyed by their own names."""
+    store: StoreSettings | None = None
+    """The result store's section (``--artifacts-url``), added on the controller by the store."""
+    cloud_run: CloudSettings | None = None
+    """The cloud workers' section (``--cloud``), added on the controller by the cloud plugin."""
 
     @property
     def run_dir(self) -> Path:
@@ -174,7 +192,6 @@ class Settings:
         data["agent_kwargs"] = dict(self.agent_kwargs)
         data["secrets"] = dict(self.secrets)
         data["redact_values"] = list(self.redact_values)
-        data["extra"] = dict(self.extra)
         return data
 
     @classmethod
@@ -182,7 +199,25 @@ class Settings:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
         values["redact_values"] = tuple(values.get("redact_values", ()))
+        if isinstance(values.get("store"), Mapping):
+            values["store"] = StoreSettings.from_dict(values["store"])
+        if isinstance(values.get("cloud_run"), Mapping):
+            values["cloud_run"] = CloudSettings.from_dict(values["cloud_run"])
         return cls(**values)
+
+    def local_name(self, folder: Path) -> str:
+        """The name ``folder`` has on the controller (the rootdir's copy on a VM is named otherwise)."""
+        if self.rootdir_name and folder.resolve() == Path(self.rootdir).resolve():
+            return self.rootdir_name
+        return folder.name
+
+    @property
+    def sandbox_section(self) -> SandboxSettings:
+        """What a sandbox needs of the settings (secrets reach it per task, in its spec's env)."""
+        return SandboxSettings(name=self.sandbox, image=self.sandbox_image, cpus=self.cpus,
+                               memory_mb=self.memory_mb, network=self.network,
+                               output_cap_bytes=self.output_cap_bytes, work_root=self.work_root,
+                               run_id=self.run_id)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -198,11 +233,13 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
         kwargs[key.strip()] = value
 
     secrets: dict[str, str] = {}
+    secrets_file = None
     if values["cloudeval_secrets_env"]:
         path = Path(values["cloudeval_secrets_env"])
         if not path.is_absolute():
             path = Path(config.invocation_params.dir) / path
         secrets.update(parse_env_file(path))
+        secrets_file = str(path.resolve())
     for name in values["cloudeval_pass_env"] or []:
         if name not in env:
             raise pytest.UsageError(f"--pass-env {name}: no such environment variable")
@@ -237,6 +274,7 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
         resuming=bool(resume),
         repeat=values["cloudeval_repeat"],
         secrets=secrets,
+        secrets_file=secrets_file,
         redact_values=tuple(sorted(redact, key=len, reverse=True)),
         pass_threshold=values["cloudeval_pass_threshold"],
         cpus=values["cloudeval_cpus"],

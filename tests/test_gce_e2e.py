@@ -354,7 +354,8 @@ def test_idle_watchdog_powers_off_a_vm_without_controller(emulator: GceEmulator,
                     ready_timeout_s=60)
     backend = GceBackend(cfg, Settings(run_id="e2e-idle"))
     key = ensure_key(tmp_path / "key", "test")
-    boot = BootConfig("cloudeval", key.public, startup_script(4, "cloudeval", want_docker=False))
+    boot = BootConfig(startup_script(4, "cloudeval", want_docker=False),
+                      access={"user": "cloudeval", "public_key": key.public})
     plan = backend.plan("e2e-idle", 2, 1, None)
     group = execnet.Group()
     try:
@@ -399,3 +400,89 @@ def test_cloud_run_uploads_every_task_to_the_bucket(emulator: GceEmulator, proje
         assert "ci/e2e-gcs/run.json" in names
         assert "UPLOAD FAILED" not in out
         assert not run_instances(emulator, "e2e-gcs")
+
+
+LEAK_CHECK_AGENT = '''import os
+
+SOLUTION = {solution!r}
+
+
+def run(input, **kwargs):
+    """Solves the task only if the VM's disk carries no secrets file, no second benchmark copy and
+    no file with the secret in it (the secret reaches this agent in its environment)."""
+    (task_id,) = input
+    secret = os.environ.get("CE_PIN", "")
+    found = []
+    for folder, dirs, names in os.walk("/var/tmp/cloudeval", followlinks=True):
+        dirs[:] = [d for d in dirs if d != "results"]  # this run's own (redacted) outputs
+        for name in names:
+            path = os.path.join(folder, name)
+            if name == "secrets.env" or (name == "benchmark.toml" and "_cloudeval_agent" in path):
+                found.append(path)
+            elif secret and os.path.getsize(path) < 1 << 20 and "/src/" in path:
+                with open(path, "rb") as f:
+                    if secret.encode() in f.read():
+                        found.append(path)
+    if found or not secret:
+        return {{task_id: "print(" + repr("on the VM: " + repr(found) + " secret seen: " + str(bool(secret))) + ")"}}
+    return {{task_id: SOLUTION}}
+'''
+
+
+def add_benchmark(folder: Path, count: int) -> None:
+    problems = {}
+    for i in range(count):
+        pid = f"{200 + i}_bronze_add_{i}"
+        # A generous time limit: this test is about what is shipped and collected, not speed, and
+        # the shared CI machine can be slow.
+        problems[pid] = {"name": f"Add {i}", "problem_id": pid, "problem_level": "bronze",
+                         "description": "Print a+b.", "runtime_limit": 30, "memory_limit": 256, "num_tests": 1,
+                         "solution_python3": ADD}
+        (folder / "tests" / pid).mkdir(parents=True)
+        (folder / "tests" / pid / "1.in").write_text(f"{i} {10 * i}\n")
+        (folder / "tests" / pid / "1.out").write_text(f"{11 * i}\n")
+    (folder / "problems.json").write_text(json.dumps(problems))
+    (folder / "benchmark.toml").write_text('format = "usaco"\ndataset = "problems.json"\ntests_dir = "tests"\n')
+
+
+def test_benchmark_and_agent_side_by_side_outside_the_project(emulator: GceEmulator, project: Path,
+                                                              tmp_path: Path) -> None:
+    """Issue 9.2: ``pytest /data/bench --agent /data/my_agent.py:run --cloud=gce -n 3`` from the
+    project checkout. The agent's folder holds the benchmark, a secrets file and an old results
+    folder: the VMs must collect the same 10 tasks as a local run (not 20), and get no secrets file
+    and no second copy of the benchmark on their disk."""
+    import tempfile
+
+    # Under /var/tmp, so the only common ancestor with the project (under /tmp) is "/": pytest then
+    # takes the benchmark folder as rootdir and the agent's folder is outside it, as in the report.
+    data = Path(tempfile.mkdtemp(prefix="ce-side-by-side-", dir="/var/tmp"))
+    try:
+        add_benchmark(data / "bench", 10)
+        (data / "my_agent.py").write_text(LEAK_CHECK_AGENT.format(solution=ADD))
+        secret = "pin-7f3a9c2e5b"
+        (data / "secrets.env").write_text(f"CE_PIN={secret}\n")
+        old = data / "results" / "old-run"
+        add_benchmark(old / "bench", 2)  # looks like a benchmark, but it is an earlier run's folder
+        (old / "run.json").write_text("{}")
+        # The secrets file comes from the environment: on the command line, its folder would count
+        # in pytest's choice of rootdir, and the report's layout (rootdir = the benchmark) is the
+        # one where the agent's folder, outside the rootdir, holds the benchmark.
+        env = {**_env(), "CLOUDEVAL_SECRETS_ENV": str(data / "secrets.env")}
+        args = [str(data / "bench"), "--agent", f"{data}/my_agent.py:run", "-p", "no:cacheprovider"]
+        local = subprocess.run(pytest_cmd(*args, "--collect-only", "-q"), cwd=project, capture_output=True,
+                               text=True, timeout=120, env=env)
+        assert local.returncode == 0, local.stdout + local.stderr
+        assert "10 tests collected" in local.stdout, local.stdout
+        results = tmp_path / "results"
+        proc = subprocess.run(pytest_cmd(*args, "-n", "3", *cloud_args(emulator, "e2e-side", results)),
+                              cwd=project, capture_output=True, text=True, timeout=300, env=env)
+        out = proc.stdout + proc.stderr
+        assert f"rootdir: {data / 'bench'}" in out, out
+        assert proc.returncode == 0, out
+        assert "10 passed" in out and "20" not in re.findall(r"(\d+) passed", out), out
+        assert sorted(p.name for p in (results / "e2e-side").iterdir() if p.is_dir()) == ["bench"]
+        stored = results_of(results, "e2e-side", "bench")
+        assert len(stored) == 10 and all(r["outcome"] == "passed" for r in stored.values()), stored
+        assert not run_instances(emulator, "e2e-side")
+    finally:
+        shutil.rmtree(data, ignore_errors=True)

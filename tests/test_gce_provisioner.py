@@ -28,9 +28,11 @@ from pytest_cloudeval.backends.gce.config import GceConfig
 from pytest_cloudeval.backends.gce.labels import instance_name, label_value, run_labels, vm_names
 from pytest_cloudeval.backends.gce.provisioner import GceProvisioner
 from pytest_cloudeval.backends.plugin import CloudXdistHooks
+from pytest_cloudeval.backends.ssh import tx_spec
 from pytest_cloudeval.backends.watchdog import startup_script
 from pytest_cloudeval.errors import BackendError
 from pytest_cloudeval.settings import Settings
+from tests.waiting import eventually
 
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 LABEL_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
@@ -122,7 +124,7 @@ def gce_config(**changes: Any) -> GceConfig:
     return replace(base, **changes)
 
 
-BOOT = BootConfig(ssh_user="cloudeval", public_key="ssh-ed25519 AAAA test", startup_script="#!/bin/sh\n")
+BOOT = BootConfig(startup_script="#!/bin/sh\n", access={"user": "cloudeval", "public_key": "ssh-ed25519 AAAA test"})
 
 
 # -- the provisioning state machine ------------------------------------------------------------
@@ -194,17 +196,22 @@ def test_teardown_after_a_failure_halfway_deletes_everything_asked_for() -> None
 
 
 def test_cancel_during_creation_leaves_nothing() -> None:
-    api = FakeCompute(insert_s=0.5)
+    api = FakeCompute(insert_s=1.0)
     backend = GceBackend(gce_config(zones=("us-central1-a",)), Settings(run_id="r4"), api=api)
     cancel = threading.Event()
     plan = backend.plan("r4", 4, 1, None)
     worker = threading.Thread(target=lambda: _swallow(backend.provision, plan, BOOT, lambda line: None, cancel))
     worker.start()
-    time.sleep(0.15)  # inserts are in flight
+    # Cancel only once an insert is really in flight (a cancel before any insert proves nothing).
+    assert eventually(lambda: api.active > 0, timeout=10), "no insert was in flight to cancel"
+    with api.lock:
+        in_flight = {name for _, name in api.inserts if ("us-central1-a", name) in api.instances}
     cancel.set()
     backend.teardown(lambda line: None)
     worker.join(10)
+    assert not worker.is_alive(), "provisioning did not stop after cancel"
     backend.teardown(lambda line: None)
+    assert in_flight and in_flight <= {name for _, name in api.deletes}, "VMs being created are deleted too"
     assert not api.instances, f"left behind: {sorted(api.instances)}"
 
 
@@ -315,12 +322,12 @@ def test_remote_layout_and_tx_spec(tmp_path: Path) -> None:
     assert lay.invocation_dir == lay.root + "/bench"
     assert lay.remote_path(Path("x.toml")) == lay.root + "/bench/x.toml"
     assert lay.python() == "env PYTHONPATH=/var/tmp/cloudeval/runs/run-1/site python3"
-    spec = wiring.tx_spec("cloudeval-w0", Path("/tmp/k/w0.conf"), lay.python(), lay.invocation_dir)
+    spec = tx_spec("cloudeval-w0", Path("/tmp/k/w0.conf"), lay.python(), lay.invocation_dir)
     assert spec.split("//") == ["ssh=cloudeval-w0", "ssh_config=/tmp/k/w0.conf",
                                 "python=env PYTHONPATH=/var/tmp/cloudeval/runs/run-1/site python3",
                                 "chdir=/var/tmp/cloudeval/runs/run-1/src/bench"]
     with pytest.raises(BackendError):
-        wiring.tx_spec("a", Path("/tmp/x"), "python3", "/x//y")
+        tx_spec("a", Path("/tmp/x"), "python3", "/x//y")
     with pytest.raises(BackendError, match="outside the rootdir"):
         lay.remote_path(tmp_path / "elsewhere")
 
@@ -484,6 +491,11 @@ def test_no_requeue_with_a_scheduler_that_cannot() -> None:
     h, report = hooks(attempts=3), FakeReport("x::t")
     h.pytest_handlecrashitem(crashitem="x::t", report=report, sched=EachSched())
     assert report.outcome == "failed"
+    # Not left as xdist made it: not queued again, and turned into an error that carries a result.
+    assert "x::t" not in h.attempts and h.reruns == 0
+    assert report.when == "setup" and "--attempts 3" in report.longrepr
+    assert report.cloudeval_result is not None and report.cloudeval_result["verdict"] == "LOST"
+    assert report.cloudeval_result["attempt"] == 1
 
 
 # -- options, through pytest itself (nothing is provisioned: no endpoint is ever contacted) ----------

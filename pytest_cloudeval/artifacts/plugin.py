@@ -12,62 +12,25 @@ import os
 import random
 import secrets
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ..errors import MissingExtraError, StoreError
-from ..options import Option, add_options, byte_size, non_negative_int, resolve
+from ..options import add_options
 from ..report import format_summary
 from ..results import FINAL_OUTCOMES, atomic_write_json, finished_results, is_safe_name
 from .base import RESULT_FILE, ResultStore, read_results, run_base
+from .settings import ARTIFACT_OPTIONS, StoreSettings, resolve_store
 from .uploader import RetryPolicy, TaskUpload, Uploader, UploadJob, call_with_retries
 
 WORKER_OUTPUT_KEY = "cloudeval_uploads"
-UPLOAD_THREADS = 4  # per process; uploads wait on the network, not the CPU
-
-
-ARTIFACT_OPTIONS: tuple[Option, ...] = (
-    Option("--upload-retries", "cloudeval_upload_retries", "retries of an upload after a transient store "
-           "error (429, 5xx, connection trouble), with exponential backoff", type=non_negative_int, default=5,
-           env="CLOUDEVAL_UPLOAD_RETRIES", ini="cloudeval_upload_retries", metavar="N"),
-    Option("--upload-max-bytes", "cloudeval_upload_max_bytes", "files larger than this are not uploaded "
-           "(they are listed in the summary), e.g. 256m", type=byte_size, default=256 * 1024 ** 2,
-           env="CLOUDEVAL_UPLOAD_MAX_BYTES", ini="cloudeval_upload_max_bytes", metavar="SIZE"),
-)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("cloudeval-artifacts", "cloudeval artifacts: copy results to a bucket (--artifacts-url)")
     add_options(group, parser, ARTIFACT_OPTIONS)
-
-
-@dataclass(frozen=True)
-class ArtifactsConfig:
-    """The store settings, resolved once on the controller and shipped to workers in ``Settings.extra``."""
-
-    url: str
-    retries: int = 5
-    max_bytes: int = 256 * 1024 ** 2
-    backoff_s: float = 0.5
-    threads: int = UPLOAD_THREADS
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ArtifactsConfig:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
-    @property
-    def policy(self) -> RetryPolicy:
-        return RetryPolicy(retries=self.retries, base_s=self.backoff_s)
-
-
-def resolve_config(config: pytest.Config, url: str) -> ArtifactsConfig:
-    env = dict(os.environ)
-    values = {opt.dest: resolve(config, opt, env) for opt in ARTIFACT_OPTIONS}
-    return ArtifactsConfig(url=url.rstrip("/"), retries=values["cloudeval_upload_retries"],
-                           max_bytes=values["cloudeval_upload_max_bytes"])
 
 
 def open_store(config: pytest.Config, url: str) -> ResultStore:
@@ -103,13 +66,12 @@ def pytest_cloudeval_configure(session: Any) -> None:
     config = session.config
     if session.is_worker and settings.ship_results:
         return  # a remote worker ships its task folders; the controller uploads them
-    shipped = settings.extra.get("artifacts") if session.is_worker else None
-    if shipped:
-        acfg = ArtifactsConfig.from_dict(dict(shipped))
-    else:
-        acfg = resolve_config(config, settings.artifacts_url)
-        if not session.is_worker:  # workers (local or remote) get the controller's resolved values
-            session.settings = settings.replace(extra={**settings.extra, "artifacts": asdict(acfg)})
+    # Resolved once, on the controller (or a plain run); workers get the section with the settings.
+    acfg = settings.store if session.is_worker else None
+    if acfg is None:
+        acfg = resolve_store(config, settings.artifacts_url)
+        if not session.is_worker:
+            session.settings = settings.replace(store=acfg)
     run = ArtifactsRun(session, acfg, open_store(config, acfg.url))
     config.pluginmanager.register(run, "cloudeval-artifacts-run")
     if not session.is_worker and settings.agent and _runs_tasks(config):
@@ -121,7 +83,7 @@ def pytest_cloudeval_configure(session: Any) -> None:
 class ArtifactsRun:
     """Per-process upload state, registered as a plugin when ``--artifacts-url`` is given."""
 
-    def __init__(self, session: Any, cfg: ArtifactsConfig, store: ResultStore) -> None:
+    def __init__(self, session: Any, cfg: StoreSettings, store: ResultStore) -> None:
         self.session = session
         self.cfg = cfg
         self.store = store

@@ -1,7 +1,9 @@
-"""Cloud backends: xdist workers on VMs the plugin provisions (``--cloud=gce -n N``).
+"""Cloud workers: xdist workers on hosts the plugin provisions (``--cloud=gce -n N``).
 
-``base.py`` states the verbs every cloud implements; ``controller.py`` does the cloud-independent
-rest (SSH, shipping code, xdist wiring, lost workers); ``plugin.py`` holds the pytest hooks.
+``base.py`` states the verbs every provider implements (make, find, delete hosts);
+``transport.py`` how a host is reached (``ssh.py``: the SSH transport); ``controller.py`` does the
+provider- and transport-independent rest (shipping code, xdist wiring, lost workers, cost);
+``plugin.py`` holds the pytest hooks; ``options.py`` the cloud options and their section.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
-"""The verbs every cloud backend implements, and the frozen types that cross the backend boundary.
+"""The verbs every worker provider implements, and the frozen types that cross the provider boundary.
 
-A backend only makes, finds and deletes VMs; everything after "a VM is RUNNING at an address with
-our SSH key" (SSH readiness, shipping the code, xdist wiring, lost-VM handling) is the same for every
-cloud and lives in ``controller.py``. Modelled on SkyPilot's ``sky/provision``: a few verbs, typed
-results, teardown by label, not-found counts as deleted, errors collected and raised once.
+A provider (``--cloud NAME``) only makes, finds and deletes *hosts* (VMs, pods, ...); how the
+controller reaches a host is a :class:`~.transport.Transport`'s business (SSH today), and everything
+after "a host is up" (readiness, shipping the code, xdist wiring, lost hosts, cost, teardown) is the
+same for every provider and lives in ``controller.py``. Modelled on SkyPilot's ``sky/provision``: a
+few verbs, typed results, teardown by label, not-found counts as deleted, errors collected and
+raised once; and, like SkyPilot's ``get_command_runners``, the provider names the transport its
+hosts are reached by.
 """
 
 from __future__ import annotations
@@ -47,12 +50,12 @@ class WorkerPlan:
     spot: bool = False
     pool: str | None = None
     """``--keep-workers NAME``: VMs are kept after the run and reused by the next one."""
-    ssh_user: str = "cloudeval"
-    """The login the run's key is installed for."""
+    login_user: str = "cloudeval"
+    """The login the transport's access is installed for (SSH); ignored by transports without one."""
     idle_seconds: float = 1800.0
     """The VM-side watchdog powers a VM off after this long without a controller."""
     ready_timeout_s: float = 300.0
-    """How long a VM may take from the create request to a working SSH login."""
+    """How long a host may take from the create request to a working transport."""
     usd_per_vm_hour: float | None = None
     """Estimated price of one VM (None when the price table does not know the machine type)."""
     details: Mapping[str, str] = field(default_factory=dict)
@@ -65,37 +68,50 @@ class WorkerPlan:
 
 @dataclass(frozen=True)
 class BootConfig:
-    """What every VM gets at creation: the run's SSH login and the VM-side startup script."""
+    """What every host gets at creation: the boot script and the transport's access."""
 
-    ssh_user: str
-    public_key: str
-    """One ``ssh-ed25519 AAAA... comment`` line."""
     startup_script: str
+    """Run as root when the host boots (the idle watchdog; Docker for ``--sandbox docker``), for
+    providers whose hosts run one."""
+    access: Mapping[str, str] = field(default_factory=dict)
+    """What the transport needs installed on each host (``Transport.access()``); for SSH ``user``
+    and ``public_key``. A provider that cannot install what is asked raises ``BackendError``."""
 
 
 @dataclass(frozen=True)
-class VmHandle:
-    """A VM that is up (RUNNING, with an address our SSH key can reach)."""
+class Host:
+    """A host that is up (running, reachable by the provider's transport at ``address``)."""
 
     name: str
     zone: str
     address: str
-    ssh_user: str
-    ssh_port: int = 22
+    """How the transport finds the host: an IP for SSH, a pod name for ``kubectl exec``."""
+    user: str = ""
+    """The login the transport uses (SSH), empty when it needs none."""
+    port: int = 22
     slots: int = 1
     created_at: float = 0.0
-    """Epoch seconds when the VM was created (or started again, for a reused pool VM)."""
+    """Epoch seconds when the host was created (or started again, for a reused pool host)."""
     reused: bool = False
-    """True when the VM came from a warm pool instead of being created by this run."""
+    """True when the host came from a warm pool instead of being created by this run."""
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ssh_user(self) -> str:
+        """The SSH login (the name this field had when every host was an SSH VM)."""
+        return self.user
+
+
+VmHandle = Host
+"""The older name of :class:`Host` (GCE hosts are VMs)."""
 
 
 @dataclass(frozen=True)
 class WorkerHandle:
-    """One xdist worker slot: an SSH alias (one ssh_config file each) on a VM."""
+    """One xdist worker slot (a stable name the transport points at a host) on a host."""
 
     alias: str
-    vm: VmHandle
+    vm: Host
     slot: int
 
 
@@ -103,7 +119,7 @@ class WorkerHandle:
 class ProvisionResult:
     """What came up. ``failed`` names the VMs that did not, with the reason (partial capacity)."""
 
-    vms: tuple[VmHandle, ...]
+    vms: tuple[Host, ...]
     failed: tuple[tuple[str, str], ...] = ()
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
@@ -123,10 +139,13 @@ class CloudVm:
     address: str = ""
 
 
-class Backend(ABC):
-    """A cloud that can run xdist workers on VMs (``--cloud NAME``).
+class Provider(ABC):
+    """A cloud (or cluster) that can make hosts for xdist workers (``--cloud NAME``).
 
     Contract, for every implementation:
+
+    - ``transport`` names the registered :class:`~.transport.Transport` that reaches its hosts
+      (``"ssh"`` by default); the provider installs ``BootConfig.access`` on every host it makes.
 
     - Construction reads the backend's own options (``from_config``) and never calls the cloud;
       bad values raise ``pytest.UsageError`` naming the option and where it came from.
@@ -143,11 +162,18 @@ class Backend(ABC):
     """
 
     name: ClassVar[str]
+    transport: ClassVar[str] = "ssh"
 
     @classmethod
     @abstractmethod
-    def from_config(cls, config: pytest.Config, settings: Settings) -> Backend:
+    def from_config(cls, config: pytest.Config, settings: Settings) -> Provider:
         """Read the backend's options. Raises: pytest.UsageError for bad or missing values."""
+
+    def remote_base(self) -> str:
+        """The folder on every host where runs live (bundles, the rootdir's copy, results)."""
+        from .watchdog import REMOTE_BASE
+
+        return REMOTE_BASE
 
     def preflight(self) -> None:  # noqa: B027 - optional check, no-op by default
         """Raise ``pytest.UsageError`` for what a real run needs but is missing (no cloud call)."""
@@ -162,7 +188,7 @@ class Backend(ABC):
 
     @abstractmethod
     def provision(self, plan: WorkerPlan, boot: BootConfig, progress: Progress, cancel: threading.Event,
-                  on_up: Callable[[VmHandle], None] | None = None) -> ProvisionResult:
+                  on_up: Callable[[Host], None] | None = None) -> ProvisionResult:
         """Create (or reuse, for a pool) the plan's VMs in parallel and wait until they run.
 
         ``on_up(vm)``, when given, is called (from any thread) as soon as each VM runs, so the
@@ -172,14 +198,14 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def is_alive(self, vm: VmHandle) -> bool:
+    def is_alive(self, vm: Host) -> bool:
         """Whether the cloud still reports the VM as running."""
 
-    def replace(self, vm: VmHandle, boot: BootConfig, progress: Progress) -> VmHandle | None:
+    def replace(self, vm: Host, boot: BootConfig, progress: Progress) -> Host | None:
         """A new VM in place of a lost one, or None (the default: lost slots move to live VMs)."""
         return None
 
-    def forget(self, vm: VmHandle) -> None:  # noqa: B027 - optional hook, no-op by default
+    def forget(self, vm: Host) -> None:  # noqa: B027 - optional hook, no-op by default
         """Delete one VM now (a VM that failed its health check); default: left to ``teardown``."""
 
     @abstractmethod
@@ -202,3 +228,7 @@ class Backend(ABC):
     @abstractmethod
     def status(cls, config: pytest.Config, settings: Settings) -> list[CloudVm]:
         """Every VM that carries the marker label."""
+
+
+Backend = Provider
+"""The older name of :class:`Provider` (kept for imports that predate the transport split)."""

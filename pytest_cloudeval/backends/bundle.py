@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,20 +93,33 @@ def make_bundle(kind: str, files: Iterable[tuple[Source, str]]) -> Bundle:
     return Bundle(kind=kind, digest=digest.hexdigest()[:20], data=buf.getvalue(), files=len(entries), size=total)
 
 
-def _walk(root: Path, skip: frozenset[Path] = frozenset(), native: bool = True) -> Iterable[Path]:
+def _walk(root: Path, skip: frozenset[Path] = frozenset(), native: bool = True,
+          prune: Callable[[Path], bool] | None = None) -> Iterable[Path]:
+    """Files under ``root`` (resolved), minus caches, ``skip`` (files and folders) and the folders
+    below ``root`` that ``prune`` refuses."""
     if root.is_file():
-        yield root
+        if root not in skip:
+            yield root
         return
     for folder, dirs, names in os.walk(root):
         here = Path(folder)
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and (here / d) not in skip
-                         and not d.endswith(".egg-info"))
+                         and not d.endswith(".egg-info") and not (prune is not None and prune(here / d)))
         for name in sorted(names):
             if name.endswith((".pyc", ".pyo")) or (not native and name.endswith(NATIVE_SUFFIXES)):
                 continue
             path = here / name
-            if path.is_file():
+            if path.is_file() and path not in skip:
                 yield path
+
+
+def not_agent_code(folder: Path) -> bool:
+    """Folders an agent's folder may hold that must never travel with it: benchmarks (a
+    ``benchmark.toml`` or a Harbor task), whose hidden answers the VM would otherwise carry and
+    whose tasks a worker could collect twice, and results of earlier runs."""
+    return ((folder / "benchmark.toml").is_file()
+            or ((folder / "task.toml").is_file() and (folder / "instruction.md").is_file())
+            or (folder / "run.json").is_file() or (folder / "result.json").is_file())
 
 
 def _requirement_names(dist: metadata.Distribution) -> list[str]:
@@ -298,13 +311,16 @@ def compiled_files(files: Sequence[tuple[Source, str]], wanted: Collection[str])
 
 
 def project_files(rootdir: Path, paths: Sequence[Path], exclude: Sequence[Path] = (),
-                  inifile: Path | None = None, extra: Sequence[tuple[Path, str]] = ()) -> list[tuple[Source, str]]:
+                  inifile: Path | None = None, extra: Sequence[tuple[Path, str]] = (),
+                  agent_paths: Sequence[Path] = ()) -> list[tuple[Source, str]]:
     """Files of the project bundle, named relative to ``rootdir``.
 
     ``paths`` (files or folders inside the rootdir) are shipped whole, minus VCS/cache folders and
-    ``exclude`` (the results folder); so are the ini file and every ``conftest.py`` between the
-    rootdir and each path. ``extra`` are ``(folder, name)`` pairs from outside the rootdir (an agent's
-    folder), shipped under ``name``. Raises: BackendError when it grows beyond 512 MB.
+    ``exclude`` (the results folder, the secrets file: files or folders); so are the ini file and
+    every ``conftest.py`` between the rootdir and each path. ``agent_paths`` (inside the rootdir)
+    and ``extra`` (``(folder, name)`` pairs from outside it, shipped under ``name``) are an agent's
+    code: shipped without the folders ``not_agent_code`` names. Raises: BackendError when it grows
+    beyond 512 MB.
     """
     rootdir = rootdir.resolve()
     skip = frozenset(p.resolve() for p in exclude)
@@ -326,8 +342,14 @@ def project_files(rootdir: Path, paths: Sequence[Path], exclude: Sequence[Path] 
             folder = folder.parent
         for file in _walk(path, skip):
             files[file.relative_to(rootdir).as_posix()] = file
+    for path in agent_paths:
+        path = path.resolve()
+        if not path.is_relative_to(rootdir):
+            raise BackendError(f"{path} is outside the rootdir {rootdir}")
+        for file in _walk(path, skip, prune=not_agent_code):
+            files.setdefault(file.relative_to(rootdir).as_posix(), file)
     for folder, name in extra:
-        for file in _walk(folder.resolve(), skip):
+        for file in _walk(folder.resolve(), skip, prune=not_agent_code):
             files[f"{name}/{file.relative_to(folder.resolve()).as_posix()}"] = file
     total = sum(p.stat().st_size for p in files.values())
     if total > MAX_PROJECT_BYTES:

@@ -1,8 +1,10 @@
-"""The controller side of a cloud run, the same for every cloud: bring VMs up, make them ready
-(SSH, code, runtime), point xdist's worker slots at them, move slots off lost VMs, tear down.
+"""The controller side of a cloud run, the same for every provider and transport: bring hosts
+up, make them ready (reachable, code, runtime), point xdist's worker slots at them, move slots off
+lost hosts, account for cost, tear down.
 
-The backend (``base.Backend``) only creates and deletes VMs; this module owns the run's SSH key,
-the per-slot ssh_config files that the xdist ``ssh=`` specs name, and the bundles.
+The provider (``base.Provider``) only creates and deletes hosts; the transport
+(``transport.Transport``) reaches them and owns the xdist specs; this module owns the bundles and
+the slots, and never asks which transport it drives.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pytest
 
 from ..errors import BackendError
 from ..settings import Settings
-from .base import Backend, BootConfig, VmHandle, WorkerHandle, WorkerPlan
+from .base import BootConfig, Host, Provider, WorkerHandle, WorkerPlan
 from .bundle import (
     Bundle,
     ShipReport,
@@ -33,8 +35,8 @@ from .bundle import (
     ship,
 )
 from .pricing import PRICE_SOURCE, cost_usd, format_usd
-from .ssh import SshKey, ensure_key, make_gateway, port_answers, wait_for_sshd, write_ssh_config
-from .watchdog import REMOTE_BASE, startup_script
+from .transport import Transport
+from .watchdog import startup_script
 from .wiring import (
     AgentShipping,
     RemoteLayout,
@@ -42,7 +44,6 @@ from .wiring import (
     plan_agent,
     positional_paths,
     slot_aliases,
-    tx_spec,
 )
 
 DOCKER_WAIT_S = 600.0
@@ -89,25 +90,27 @@ class CloudRun:
     """One run's VMs and worker slots. Created in ``pytest_configure``; provisions only when xdist
     sets up its nodes (so ``--help``, ``--collect-only`` and ``--cloud-dry-run`` create nothing)."""
 
-    def __init__(self, config: pytest.Config, settings: Settings, backend: Backend, workers: int,
-                 workers_per_vm: int, pool: str | None, say: Callable[[str], None]) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings, backend: Provider, workers: int,
+                 workers_per_vm: int, pool: str | None, say: Callable[[str], None],
+                 transport_cls: type[Transport]) -> None:
         self.config = config
         self.settings = settings
         self.backend = backend
         self.workers = workers
         self.say = say
         self.plan: WorkerPlan = backend.plan(settings.run_id, workers, workers_per_vm, pool)
-        self.layout = RemoteLayout(settings.run_id, Path(config.rootpath), Path(config.invocation_params.dir))
+        self.layout = RemoteLayout(settings.run_id, Path(config.rootpath), Path(config.invocation_params.dir),
+                                   base=backend.remote_base())
         self.agent: AgentShipping = plan_agent(settings.agent, self.layout)
         self.private = Path(tempfile.mkdtemp(prefix=f"cloudeval-{settings.run_id}-"))
-        self.key_dir = self._pool_dir() if pool else self.private
+        key_dir = self._pool_dir() if pool else self.private
+        self.transport = transport_cls(self.private, key_dir, f"cloudeval-{pool or settings.run_id}")
         self.aliases = slot_aliases(workers)
         self.python = self.layout.python(self.agent.pythonpath)
         self.cancel = threading.Event()
         self._lock = threading.Lock()
-        self.key: SshKey | None = None
         self.boot: BootConfig | None = None
-        self.vms: dict[str, VmHandle] = {}
+        self.vms: dict[str, Host] = {}
         self.slots: dict[str, WorkerHandle] = {}
         self.dead: dict[str, str] = {}
         self.ship_reports: dict[str, ShipReport] = {}
@@ -118,12 +121,8 @@ class CloudRun:
         self._runtime_check = Once()
 
     # -- configure-time wiring ----------------------------------------------------------------------
-    def ssh_config_path(self, alias: str) -> Path:
-        return self.private / f"{alias}.ssh_config"
-
     def tx_specs(self) -> list[str]:
-        return [tx_spec(alias, self.ssh_config_path(alias), self.python, self.layout.invocation_dir)
-                for alias in self.aliases]
+        return [self.transport.slot_spec(alias, self.python, self.layout.invocation_dir) for alias in self.aliases]
 
     def _pool_dir(self) -> Path:
         project = self.plan.details.get("project", "default")
@@ -131,25 +130,25 @@ class CloudRun:
 
     # -- bring-up -------------------------------------------------------------------------------------
     def bring_up(self) -> int:
-        """Provision, make every VM ready, write the slots' ssh_config files; return the slot count.
+        """Provision, make every host ready, point the slots at them; return the slot count.
 
         Raises: BackendError when no VM could be made ready (what was created is deleted by teardown).
         """
         t0 = time.monotonic()
         for line in self.backend.describe(self.plan):
             self.say(line)
-        self.key = ensure_key(self.key_dir, f"cloudeval-{self.plan.pool or self.settings.run_id}")
+        self.transport.prepare()
         want_docker = self.settings.sandbox == "docker"
-        self.boot = BootConfig(ssh_user=self.plan.ssh_user, public_key=self.key.public,
-                               startup_script=startup_script(self.plan.idle_seconds, self.plan.ssh_user,
-                                                             want_docker))
+        self.boot = BootConfig(startup_script=startup_script(self.plan.idle_seconds, self.plan.login_user,
+                                                             want_docker, base=self.layout.base),
+                               access=dict(self.transport.access(self.plan.login_user)))
         deadline = time.monotonic() + self.plan.ready_timeout_s
         # Each VM is made ready (SSH, code, runtime) as soon as it runs, while others still boot.
         builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloudeval-bundle")
         readying = ThreadPoolExecutor(max_workers=min(len(self.plan.vms), 32), thread_name_prefix="cloudeval-ready")
-        futures: dict[str, tuple[VmHandle, Future[ShipReport]]] = {}
+        futures: dict[str, tuple[Host, Future[ShipReport]]] = {}
 
-        def on_up(vm: VmHandle) -> None:
+        def on_up(vm: Host) -> None:
             with self._lock:
                 if vm.name not in futures:
                     futures[vm.name] = (vm, readying.submit(self._ready_one, vm, bundles_future, deadline))
@@ -189,16 +188,20 @@ class CloudRun:
     def build_bundles(self) -> list[Bundle]:
         config = self.config
         paths = positional_paths([str(a) for a in config.args], Path(config.invocation_params.dir))
+        # Never shipped: results, pytest's temporary folder, and the secrets file (secrets reach the
+        # workers in memory, with the settings; a file on the VM's disk would outlive the run).
         exclude = [Path(self.settings.results_dir)]
         basetemp = config.option.basetemp
         if basetemp:
             exclude.append(Path(basetemp))
-        files = project_files(Path(config.rootpath), paths + list(self.agent.in_root), exclude=exclude,
-                              inifile=config.inipath, extra=self.agent.extra)
+        if self.settings.secrets_file:
+            exclude.append(Path(self.settings.secrets_file))
+        files = project_files(Path(config.rootpath), paths, exclude=exclude, inifile=config.inipath,
+                              extra=self.agent.extra, agent_paths=self.agent.in_root)
         return [runtime_bundle(cache_dir=cache_dir() / "bundles"), make_bundle("src", files)]
 
-    def _collect_ready(self, futures: dict[str, tuple[VmHandle, Future[ShipReport]]]) -> list[VmHandle]:
-        ready: list[VmHandle] = []
+    def _collect_ready(self, futures: dict[str, tuple[Host, Future[ShipReport]]]) -> list[Host]:
+        ready: list[Host] = []
         for name, (vm, future) in sorted(futures.items()):
             try:
                 self.ship_reports[name] = future.result()
@@ -210,22 +213,18 @@ class CloudRun:
             ready.append(vm)
         return ready
 
-    def _ready_one(self, vm: VmHandle, bundles_future: Future[list[Bundle]], deadline: float) -> ShipReport:
+    def _ready_one(self, vm: Host, bundles_future: Future[list[Bundle]], deadline: float) -> ShipReport:
         import execnet
 
-        assert self.key is not None
         t0 = time.monotonic()
-        alias = f"cloudeval-vm-{vm.name}"
-        conf = self.ssh_config_path(alias)
-        write_ssh_config(conf, alias, vm.address, vm.ssh_port, vm.ssh_user, self.key.private)
-        wait_for_sshd(vm.address, vm.ssh_port, deadline, self.cancel)
+        self.transport.wait_ready(vm, deadline, self.cancel)
         group = execnet.Group()
         try:
-            gateway = make_gateway(group, alias, conf, "python3", deadline, self.cancel)
-            t_ssh = time.monotonic()
+            gateway = self.transport.gateway(group, vm, "python3", deadline, self.cancel)
+            t_reach = time.monotonic()
             bundles = bundles_future.result()
             t_bundle = time.monotonic()
-            report = ship(gateway, REMOTE_BASE, bundles, self.layout.run_dir,
+            report = ship(gateway, self.layout.base, bundles, self.layout.run_dir,
                           {"site": bundles[0].name, "src": bundles[1].name},
                           want_docker=self.settings.sandbox == "docker",
                           wait_docker_s=max(5.0, min(DOCKER_WAIT_S, deadline - time.monotonic())))
@@ -237,11 +236,11 @@ class CloudRun:
         sent = (f"shipped {' + '.join(f'{sizes[name]:.1f} MB' for name in report.sent)}" if report.sent
                 else "code already there")
         self.say(f"cloudeval {self.plan.cloud}: {vm.name} ready (python {'.'.join(map(str, report.python))}, {sent}; "
-                 f"ssh {t_ssh - t0:.1f} s, ship {t_ship - t_bundle:.1f} s, check {time.monotonic() - t_ship:.1f} s)")
+                 f"{self.transport.name} {t_reach - t0:.1f} s, ship {t_ship - t_bundle:.1f} s, check {time.monotonic() - t_ship:.1f} s)")
         return report
 
-    def _assign(self, ready: list[VmHandle]) -> int:
-        """Give each slot a VM (in plan order, up to each VM's slots) and write its ssh_config."""
+    def _assign(self, ready: list[Host]) -> int:
+        """Give each slot a host (in plan order, up to each host's slots) and point it there."""
         order = {vm.name: i for i, vm in enumerate(self.plan.vms)}
         ready = sorted(ready, key=lambda vm: order.get(vm.name, len(order)))
         places = [vm for vm in ready for _ in range(vm.slots)]
@@ -249,26 +248,25 @@ class CloudRun:
         self.aliases = self.aliases[:count]
         for slot, (alias, vm) in enumerate(zip(self.aliases, places, strict=False)):
             self.slots[alias] = WorkerHandle(alias=alias, vm=vm, slot=slot)
-            self._point(alias, vm)
+            self.transport.point(alias, vm)
         self.vms = {vm.name: vm for vm in ready}
         return count
 
-    def _point(self, alias: str, vm: VmHandle) -> None:
-        assert self.key is not None
-        write_ssh_config(self.ssh_config_path(alias), alias, vm.address, vm.ssh_port, vm.ssh_user,
-                         self.key.private)
-
     # -- lost VMs -------------------------------------------------------------------------------------
-    def vm_of(self, alias: str | None) -> VmHandle | None:
+    def vm_of(self, alias: str | None) -> Host | None:
         handle = self.slots.get(alias or "")
         return handle.vm if handle else None
 
-    def is_alive(self, vm: VmHandle) -> bool:
+    def slot_of(self, spec: Any) -> str | None:
+        """The slot a worker's execnet spec belongs to."""
+        return self.transport.slot_of(spec)
+
+    def is_alive(self, vm: Host) -> bool:
         if vm.name in self.dead:
             return False
-        return port_answers(vm.address, vm.ssh_port, timeout=3.0) and self.backend.is_alive(vm)
+        return self.transport.answers(vm) and self.backend.is_alive(vm)
 
-    def relocate(self, alias: str) -> VmHandle | None:
+    def relocate(self, alias: str) -> Host | None:
         """Called when the worker of ``alias`` died: if its VM is gone, point the alias at a live
         VM (the least loaded) so xdist's restart lands there. Returns the VM the alias now names,
         or None when no VM is left (restarts must stop)."""
@@ -293,7 +291,7 @@ class CloudRun:
         target = self.vms[target_name]
         with self._lock:
             self.slots[alias] = WorkerHandle(alias=alias, vm=target, slot=self.slots[alias].slot)
-            self._point(alias, target)
+            self.transport.point(alias, target)
         self.say(f"cloudeval {self.plan.cloud}: worker slot {alias} moves to {target.name}")
         return target
 

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Generator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,10 @@ from ..crash import forget_junit_testcase, give_up, lost_result, requeue
 from ..errors import BackendError, MissingExtraError
 from ..options import add_options
 from ..results import atomic_write_json, is_safe_name
-from .base import Backend
+from .base import Provider
 from .controller import CloudRun
-from .options import BACKEND_OPTIONS, CloudOptions
+from .options import BACKEND_OPTIONS, CloudSettings
+from .transport import load_transport
 
 CLOUD_KEY = pytest.StashKey["CloudRun"]()
 ALLOWED_DIST = ("load", "worksteal")
@@ -50,7 +52,7 @@ def _say(config: pytest.Config) -> Callable[[str], None]:
     return say
 
 
-def load_backend(config: pytest.Config, name: str) -> type[Backend]:
+def load_backend(config: pytest.Config, name: str) -> type[Provider]:
     loaders: dict[str, Any] = {}
     for batch in config.hook.pytest_cloudeval_backends():
         for key, loader in (batch or {}).items():
@@ -58,7 +60,7 @@ def load_backend(config: pytest.Config, name: str) -> type[Backend]:
     if name not in loaders:
         raise pytest.UsageError(f"--cloud {name!r}: unknown cloud (known: {', '.join(sorted(loaders))})")
     try:
-        cls: type[Backend] = loaders[name]()
+        cls: type[Provider] = loaders[name]()
     except MissingExtraError as e:
         raise pytest.UsageError(f"--cloud {name}: {e}") from e
     return cls
@@ -76,7 +78,7 @@ def _workers(config: pytest.Config) -> int:
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if hasattr(config, "workerinput") or config.getoption("cloudeval_cleanup", default=False):
         return None
-    opts = CloudOptions.from_config(config, dict(os.environ))
+    opts = CloudSettings.from_config(config, dict(os.environ))
     if not (opts.status or opts.dry_run):
         return None
     if not opts.cloud:
@@ -95,7 +97,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     return 0
 
 
-def _print_status(cls: type[Backend], config: pytest.Config, settings: Any) -> int:
+def _print_status(cls: type[Provider], config: pytest.Config, settings: Any) -> int:
     try:
         vms = cls.status(config, settings)
     except BackendError as e:
@@ -125,12 +127,25 @@ def pytest_configure(config: pytest.Config) -> None:
 _HEARTBEAT_KEY = pytest.StashKey[Any]()
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """On a VM, the agent code shipped from outside the rootdir sits inside the rootdir's copy:
+    it is never collected, so a VM collects exactly what the same command collects locally."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None or "cloudeval_cloud" not in workerinput:
+        return None
+    from .wiring import AGENT_DIR, AGENT_PATH_DIR
+
+    if collection_path.name in (AGENT_DIR, AGENT_PATH_DIR) and collection_path.parent == Path(config.rootpath):
+        return True
+    return None
+
+
 def pytest_cloudeval_configure(session: Any) -> None:
     """Controller with ``--cloud``: plan the VMs and give xdist one ``ssh=`` spec per worker."""
     config: pytest.Config = session.config
     if session.is_worker or config.option.help or getattr(config.option, "version", False):
         return
-    opts = CloudOptions.from_config(config, dict(os.environ))
+    opts = CloudSettings.from_config(config, dict(os.environ))
     if not opts.cloud or config.option.collectonly:
         return
     if not config.pluginmanager.hasplugin("xdist"):
@@ -140,20 +155,22 @@ def pytest_cloudeval_configure(session: Any) -> None:
     if dist not in ("no", *ALLOWED_DIST):
         raise pytest.UsageError(f"--cloud works with --dist load or worksteal (lost tasks are re-queued), "
                                 f"not --dist {dist}")
+    from ..xdist_internals import require
+
+    require()  # before anything is provisioned: a changed xdist internal is a clear error, not a hang
     cls = load_backend(config, opts.cloud)
+    transport_cls = load_transport(config, cls.transport)
     settings = session.settings
     backend = cls.from_config(config, settings)
     backend.preflight()
-    run = CloudRun(config, settings, backend, workers, opts.workers_per_vm, opts.keep_workers, _say(config))
+    run = CloudRun(config, settings, backend, workers, opts.workers_per_vm, opts.keep_workers, _say(config),
+                   transport_cls)
     config.option.tx = run.tx_specs()
     config.option.dist = "load" if dist == "no" else dist
     if config.option.maxworkerrestart is None:
         config.option.maxworkerrestart = str(2 * workers)
     config.stash[CLOUD_KEY] = run
-    session.settings = settings.replace(cloud=opts.cloud, extra={**settings.extra, "cloud": {
-        "cloud": opts.cloud, "workers": workers, "workers_per_vm": opts.workers_per_vm,
-        "pool": opts.keep_workers, "vms": len(run.plan.vms), "machine_type": run.plan.machine_type,
-        "zones": list(run.plan.zones), "spot": run.plan.spot}})
+    session.settings = settings.replace(cloud=opts.cloud, cloud_run=replace(opts, workers=workers))
     config.pluginmanager.register(CloudXdistHooks(run, session), "cloudeval-cloud-xdist")
     _RUNS[settings.run_id] = run
 
@@ -199,22 +216,17 @@ class CloudXdistHooks:
         self.collected: list[str] | None = None
         self.finished: set[str] = set()
         self.reruns = 0
-        self._original_reltoroot: Any = None
+        self._restore_reltoroot: Callable[[], None] | None = None
         self._stopped_restarts = False
 
     # bring-up, when xdist is about to make its gateways ------------------------------------------------
     def pytest_xdist_setupnodes(self, config: pytest.Config, specs: list[Any]) -> None:
-        import xdist.workermanage as workermanage
-
+        from .. import xdist_internals
         from ..collect import _BaseItem  # noqa: F401 - the core must be importable before we provision
         from .wiring import option_arity, worker_args
 
-        dsession = config.pluginmanager.getplugin("dsession")
-        nodemanager = getattr(dsession, "nodemanager", None)
-        if nodemanager is None or not hasattr(workermanage, "make_reltoroot"):
-            raise pytest.UsageError("--cloud: this pytest-xdist version is not supported (need 3.5 or newer)")
         # xdist would rsync its own pytest to every non-popen host: the bundle already carries one.
-        nodemanager.roots = []
+        xdist_internals.skip_rsync(config)
         argv, warnings = worker_args([str(a) for a in config.invocation_params.args],
                                      [str(a) for a in config.args], self.run.layout, _remote_importable,
                                      option_arity(config))
@@ -222,8 +234,7 @@ class CloudXdistHooks:
             self.run.say(f"cloudeval: {line}")
         # xdist maps local path arguments against its rsync roots (which we emptied); the VM's
         # paths were computed above, so hand xdist those instead.
-        self._original_reltoroot = workermanage.make_reltoroot
-        workermanage.make_reltoroot = lambda roots, args: list(argv)
+        self._restore_reltoroot = xdist_internals.replace_reltoroot(argv)
         try:
             count = self.run.bring_up()
         except BackendError as e:
@@ -235,11 +246,9 @@ class CloudXdistHooks:
         config.option.tx = list(config.option.tx)[:count]
 
     def restore(self) -> None:
-        if self._original_reltoroot is not None:
-            import xdist.workermanage as workermanage
-
-            workermanage.make_reltoroot = self._original_reltoroot
-            self._original_reltoroot = None
+        if self._restore_reltoroot is not None:
+            self._restore_reltoroot()
+            self._restore_reltoroot = None
 
     @pytest.hookimpl(trylast=True)  # after the core's XdistHooks filled in the settings
     def pytest_configure_node(self, node: Any) -> None:
@@ -252,14 +261,14 @@ class CloudXdistHooks:
             workerinput["cloudeval_settings"] = worker_settings(settings, run.layout, run.agent.remote_spec,
                                                                 run.plan.cloud)
         workerinput["cloudeval_attempts"] = dict(self.attempts)
-        vm = run.vm_of(getattr(node.gateway.spec, "ssh", None))
+        vm = run.vm_of(run.slot_of(node.gateway.spec))
         workerinput["cloudeval_cloud"] = {"cloud": run.plan.cloud, "vm": vm.name if vm else ""}
 
     # lost workers ---------------------------------------------------------------------------------------
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         if error is None or self.run.torn_down:
             return
-        alias = getattr(node.gateway.spec, "ssh", None)
+        alias = self.run.slot_of(node.gateway.spec)
         target = self.run.relocate(alias) if alias else None
         if target is None and not self._stopped_restarts:
             self._stop_restarts(node.config, "no live VM is left to restart workers on")
@@ -270,9 +279,9 @@ class CloudXdistHooks:
         self._stopped_restarts = True
         self.run.say(f"cloudeval {self.run.plan.cloud}: {why}; stopping worker restarts")
         self.run.notes.append(why)
-        dsession = config.pluginmanager.getplugin("dsession")
-        if dsession is not None:
-            dsession._max_worker_restart = 0
+        from ..xdist_internals import stop_worker_restarts
+
+        stop_worker_restarts(config)
 
     def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
         limit = self.run.settings.attempts

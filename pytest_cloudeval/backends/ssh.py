@@ -1,8 +1,8 @@
-"""SSH to the workers' VMs: the run's key, one ssh_config file per alias, readiness and gateways.
+"""The SSH transport: the run's key, one ssh_config file per slot alias, readiness and gateways.
 
-xdist reaches each worker slot with an ``ssh=ALIAS//ssh_config=FILE`` spec; the controller writes
-the file (and rewrites it to move a lost slot to a live VM). Keepalives make a hung VM visible in
-a few seconds instead of never (RECIPES §4).
+xdist reaches each worker slot with an ``ssh=ALIAS//ssh_config=FILE`` spec; ``SshTransport.point``
+writes the file (and rewrites it to move a lost slot to a live host). Keepalives make a hung host
+visible in a few seconds instead of never (RECIPES §4).
 """
 
 from __future__ import annotations
@@ -13,11 +13,16 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError
+from .transport import Transport
+
+if TYPE_CHECKING:
+    from .base import Host
 
 KEEPALIVE_INTERVAL_S = 2
 KEEPALIVE_COUNT = 3
@@ -127,3 +132,55 @@ def make_gateway(group: Any, alias: str, config_file: Path, python: str, deadlin
             raise BackendError("cancelled")
         elif stop is None:
             time.sleep(0.5)
+
+
+def tx_spec(alias: str, ssh_config: Path, python: str, chdir: str) -> str:
+    for value in (alias, str(ssh_config), python, chdir):
+        if "//" in value:
+            raise BackendError(f"{value!r} contains '//', which execnet specs cannot carry")
+    return f"ssh={alias}//ssh_config={ssh_config}//python={python}//chdir={chdir}"
+
+
+class SshTransport(Transport):
+    """Hosts reached over SSH with the run's ed25519 key (pool runs keep the key in ``key_dir``)."""
+
+    name = "ssh"
+
+    def __init__(self, private: Path, key_dir: Path, label: str) -> None:
+        super().__init__(private, key_dir, label)
+        self.key: SshKey | None = None
+
+    def prepare(self) -> None:
+        self.key = ensure_key(self.key_dir, self.label)
+
+    def _key(self) -> SshKey:
+        if self.key is None:
+            raise BackendError("the SSH transport was used before prepare()")
+        return self.key
+
+    def access(self, user: str) -> Mapping[str, str]:
+        return {"user": user, "public_key": self._key().public}
+
+    def config_path(self, alias: str) -> Path:
+        return self.private / f"{alias}.ssh_config"
+
+    def wait_ready(self, host: Host, deadline: float, cancel: threading.Event) -> None:
+        wait_for_sshd(host.address, host.port, deadline, cancel)
+
+    def gateway(self, group: Any, host: Host, python: str, deadline: float, cancel: threading.Event) -> Any:
+        alias = f"cloudeval-vm-{host.name}"
+        conf = self.config_path(alias)
+        write_ssh_config(conf, alias, host.address, host.port, host.user, self._key().private)
+        return make_gateway(group, alias, conf, python, deadline, cancel)
+
+    def slot_spec(self, slot: str, python: str, chdir: str) -> str:
+        return tx_spec(slot, self.config_path(slot), python, chdir)
+
+    def point(self, slot: str, host: Host) -> None:
+        write_ssh_config(self.config_path(slot), slot, host.address, host.port, host.user, self._key().private)
+
+    def slot_of(self, spec: Any) -> str | None:
+        return getattr(spec, "ssh", None)
+
+    def answers(self, host: Host) -> bool:
+        return port_answers(host.address, host.port, timeout=3.0)

@@ -95,13 +95,6 @@ def slot_aliases(workers: int) -> list[str]:
     return [f"cloudeval-w{i}" for i in range(workers)]
 
 
-def tx_spec(alias: str, ssh_config: Path, python: str, chdir: str) -> str:
-    for value in (alias, str(ssh_config), python, chdir):
-        if "//" in value:
-            raise BackendError(f"{value!r} contains '//', which execnet specs cannot carry")
-    return f"ssh={alias}//ssh_config={ssh_config}//python={python}//chdir={chdir}"
-
-
 def assign_slots(vm_names: Sequence[str], workers: int, per_vm: int) -> list[str]:
     """The VM of each worker slot: slot i on VM i // per_vm (VMs fill up in order)."""
     return [vm_names[min(i // per_vm, len(vm_names) - 1)] for i in range(workers)]
@@ -274,7 +267,7 @@ def worker_settings(settings: Mapping[str, Any], layout: RemoteLayout, agent_spe
     """The controller's settings as a VM worker needs them: its own paths, results shipped back."""
     data = dict(settings)
     data.update(results_dir=layout.results_dir, rootdir=layout.root, invocation_dir=layout.invocation_dir,
-                ship_results=True, cloud=cloud, work_root=None)
+                ship_results=True, cloud=cloud, work_root=None, rootdir_name=layout.local_rootdir.name)
     if agent_spec is not None:
         data["agent"] = agent_spec
     return data

@@ -1,4 +1,5 @@
-"""``GceBackend``: the backend verbs for Google Compute Engine (plan, provision, teardown, sweep)."""
+"""``GceBackend``: the provider verbs for Google Compute Engine (plan, provision, teardown, sweep); its
+VMs are reached by the SSH transport."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ...errors import BackendError
-from ..base import Backend, BootConfig, CloudVm, Progress, ProvisionResult, VmHandle, VmPlan, WorkerPlan
+from ..base import BootConfig, CloudVm, Host, Progress, Provider, ProvisionResult, VmPlan, WorkerPlan
 from ..pricing import PRICE_SOURCE, format_usd, vm_hourly_usd
 from .compute import ComputeApi, GoogleCompute, InstanceInfo, InstanceSpec
 from .config import GceConfig
@@ -24,7 +25,7 @@ STORAGE_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 LOGGING_SCOPE = "https://www.googleapis.com/auth/logging.write"
 
 
-class GceBackend(Backend):
+class GceBackend(Provider):
     """Workers on GCE VMs. ``api`` may be any ``ComputeApi`` (tests pass fakes)."""
 
     name = "gce"
@@ -35,7 +36,7 @@ class GceBackend(Backend):
         self._api = api
         self._provisioner: GceProvisioner | None = None
         self._keep: set[str] = set()
-        self._up: dict[str, VmHandle] = {}
+        self._up: dict[str, Host] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -70,7 +71,7 @@ class GceBackend(Backend):
             details["endpoint"] = self.cfg.api_endpoint
         return WorkerPlan(cloud=self.name, run_id=run_id, workers=workers, workers_per_vm=workers_per_vm, vms=vms,
                           machine_type=self.cfg.machine_type, zones=self.cfg.zones, spot=self.cfg.spot, pool=pool,
-                          usd_per_vm_hour=price, details=details, ssh_user=self.cfg.ssh_user,
+                          usd_per_vm_hour=price, details=details, login_user=self.cfg.ssh_user,
                           idle_seconds=self.cfg.idle_minutes * 60.0, ready_timeout_s=self.cfg.ready_timeout_s)
 
     def describe(self, plan: WorkerPlan) -> list[str]:
@@ -90,7 +91,11 @@ class GceBackend(Backend):
     # -- provision ----------------------------------------------------------------------------------
     def instance_specs(self, plan: WorkerPlan, boot: BootConfig) -> list[InstanceSpec]:
         labels = run_labels(plan.run_id, plan.pool)
-        metadata = {"ssh-keys": f"{boot.ssh_user}:{boot.public_key}", "startup-script": boot.startup_script}
+        metadata = {"startup-script": boot.startup_script}
+        if set(boot.access) - {"user", "public_key"}:
+            raise BackendError(f"GCE VMs can only be given an SSH login, not {sorted(boot.access)}")
+        if boot.access:
+            metadata["ssh-keys"] = f"{boot.access['user']}:{boot.access['public_key']}"
         scopes: tuple[str, ...] = ()
         if self.cfg.service_account:
             scopes = (LOGGING_SCOPE, STORAGE_SCOPE) if self.settings.artifacts_url else (LOGGING_SCOPE,)
@@ -99,15 +104,15 @@ class GceBackend(Backend):
                              service_account=self.cfg.service_account, scopes=scopes) for vm in plan.vms]
 
     def provision(self, plan: WorkerPlan, boot: BootConfig, progress: Progress, cancel: threading.Event,
-                  on_up: Callable[[VmHandle], None] | None = None) -> ProvisionResult:
+                  on_up: Callable[[Host], None] | None = None) -> ProvisionResult:
         t0 = time.monotonic()
         prov = self.provisioner(progress)
         prov.cancel = cancel
         specs = self.instance_specs(plan, boot)
         slots = {vm.name: vm.slots for vm in plan.vms}
 
-        def handle(info: InstanceInfo, reused: bool) -> VmHandle:
-            return VmHandle(name=info.name, zone=info.zone, address=info.address, ssh_user=boot.ssh_user,
+        def handle(info: InstanceInfo, reused: bool) -> Host:
+            return Host(name=info.name, zone=info.zone, address=info.address, user=boot.access.get("user", ""),
                             slots=slots.get(info.name, 1), created_at=info.created_at, reused=reused,
                             labels=dict(info.labels))
 
@@ -129,14 +134,14 @@ class GceBackend(Backend):
         return ProvisionResult(vms=tuple(handles), failed=tuple(outcome.failed),
                                seconds=time.monotonic() - t0, notes=tuple(outcome.notes))
 
-    def is_alive(self, vm: VmHandle) -> bool:
+    def is_alive(self, vm: Host) -> bool:
         try:
             info = self.api.get(vm.zone, vm.name)
         except BackendError:
             return False
         return info is not None and info.status == "RUNNING"
 
-    def forget(self, vm: VmHandle) -> None:
+    def forget(self, vm: Host) -> None:
         with self._lock:
             self._keep.discard(vm.name)
             self._up.pop(vm.name, None)
