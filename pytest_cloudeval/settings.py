@@ -25,6 +25,7 @@ import pytest
 from .artifacts.settings import StoreSettings
 from .backends.options import CloudSettings
 from .options import Option, byte_size, choice, positive_float, positive_int, resolve
+from .sandbox.k8s_config import K8sConfig
 from .sandbox.settings import SandboxSettings
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -175,6 +176,8 @@ class Settings:
     """The result store's section (``--artifacts-url``), added on the controller by the store."""
     cloud_run: CloudSettings | None = None
     """The cloud workers' section (``--cloud``), added on the controller by the cloud plugin."""
+    k8s: K8sConfig | None = None
+    """The Kubernetes sandbox's section (``--sandbox=k8s``), added on the controller by ``sandbox/k8s_config``."""
 
     @property
     def run_dir(self) -> Path:
@@ -203,6 +206,8 @@ class Settings:
             values["store"] = StoreSettings.from_dict(values["store"])
         if isinstance(values.get("cloud_run"), Mapping):
             values["cloud_run"] = CloudSettings.from_dict(values["cloud_run"])
+        if isinstance(values.get("k8s"), Mapping):
+            values["k8s"] = K8sConfig.from_dict(values["k8s"])
         return cls(**values)
 
     def local_name(self, folder: Path) -> str:

@@ -1,7 +1,7 @@
 """The Kubernetes emulator for the test suite: one per test process, started on first use.
 
 It needs Docker (its pods are containers), so it FAILS (or skips with CLOUDEVAL_SKIP_DOCKER=1) like
-the other docker tests. ``k8s_settings_extra()`` is what ``Settings.extra`` carries for the sandbox.
+the other docker tests. ``k8s_section()`` is the ``Settings.k8s`` section pointing at it.
 """
 
 from __future__ import annotations
@@ -34,9 +34,11 @@ def emulator() -> Any:
     return emu
 
 
-def k8s_settings_extra(**changes: Any) -> dict[str, Any]:
+def k8s_section(**changes: Any) -> Any:
+    from pytest_cloudeval.sandbox.k8s_config import K8sConfig
+
     emu = emulator()
-    return {"k8s": {"kubeconfig": str(emu.kubeconfig), "start_timeout_s": 60.0, **changes}}
+    return K8sConfig.from_dict({"kubeconfig": str(emu.kubeconfig), "start_timeout_s": 60.0, **changes})
 
 
 def access_log_lines() -> list[dict[str, Any]]:

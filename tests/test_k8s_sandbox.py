@@ -25,7 +25,7 @@ from pytest_cloudeval.model import Task
 from pytest_cloudeval.sandbox.base import SandboxSpec
 from pytest_cloudeval.settings import Settings
 from tests.docker_support import new_run_id, task_results
-from tests.k8s_support import access_log_lines, emulator, k8s_settings_extra
+from tests.k8s_support import access_log_lines, emulator, k8s_section
 
 pytestmark = pytest.mark.docker
 
@@ -36,10 +36,10 @@ SECRET = "s3cr3t-K8s-9d2e7b"
 def make_box(tmp_path: Path, run_id: str, **spec: Any) -> Any:
     from pytest_cloudeval.sandbox.k8s import K8sSandbox
 
-    extra = k8s_settings_extra(**spec.pop("k8s", {}))
+    section = k8s_section(**spec.pop("k8s", {}))
     task = Task(benchmark="k8s-bench", task_id="t1", format="test", source=tmp_path, root=tmp_path,
                 instruction="", agent_input={})
-    settings = Settings(run_id=run_id, sandbox="k8s", extra=extra, output_cap_bytes=64 * 1024)
+    settings = Settings(run_id=run_id, sandbox="k8s", k8s=section, output_cap_bytes=64 * 1024)
     values: dict[str, Any] = {"task": task, "run_id": run_id, "name": f"ce-{run_id}-{len(emulator().pods())}"}
     values.update(spec)
     return K8sSandbox(SandboxSpec(**values), settings)

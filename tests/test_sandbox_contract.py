@@ -34,10 +34,10 @@ def make_sandbox(kind: str, tmp_path: Path, **spec_changes: object) -> Sandbox:
         cls: type[Sandbox] = LocalSandbox
     elif kind.startswith("k8s"):
         from pytest_cloudeval.sandbox.k8s import K8sSandbox
-        from tests.k8s_support import k8s_settings_extra
+        from tests.k8s_support import k8s_section
 
         cls = K8sSandbox
-        settings = settings.replace(sandbox="k8s", extra=k8s_settings_extra())
+        settings = settings.replace(sandbox="k8s", k8s=k8s_section())
         if kind == "k8s-root":
             values.update(image=BASE_IMAGE, workdir="/app")
     else:

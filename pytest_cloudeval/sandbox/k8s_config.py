@@ -1,8 +1,8 @@
 """Options of the Kubernetes sandbox (``--sandbox=k8s``) and their resolution into ``K8sConfig``.
 
-A subsystem plugin of its own: it adds its option table, resolves it once on the controller and ships
-the result to workers in ``Settings.extra["k8s"]`` (the sandbox reads it from there). No Kubernetes
-SDK is imported here.
+A subsystem plugin of its own: it adds its option table, resolves it once on the controller into
+the ``Settings.k8s`` section, which workers receive with the rest of the settings (the sandbox reads
+it from there). No Kubernetes SDK is imported here.
 """
 
 from __future__ import annotations
@@ -115,7 +115,12 @@ def resolve_config(config: pytest.Config) -> K8sConfig:
 
 
 def config_of(settings: Any) -> K8sConfig:
-    shipped = (getattr(settings, "extra", None) or {}).get("k8s") or _STASH.get("k8s")
+    section = getattr(settings, "k8s", None)
+    if isinstance(section, K8sConfig):
+        return section
+    if isinstance(section, Mapping):
+        return K8sConfig.from_dict(section)
+    shipped = _STASH.get("k8s")
     return K8sConfig.from_dict(shipped) if shipped else K8sConfig()
 
 
@@ -134,6 +139,6 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, None, None]:
 @pytest.hookimpl
 def pytest_cloudeval_configure(session: Any) -> None:
     settings = session.settings
-    if settings.sandbox != "k8s" or session.is_worker or "k8s" in settings.extra:
+    if settings.sandbox != "k8s" or session.is_worker or settings.k8s is not None:
         return
-    session.settings = settings.replace(extra={**settings.extra, "k8s": resolve_config(session.config).to_dict()})
+    session.settings = settings.replace(k8s=resolve_config(session.config))
