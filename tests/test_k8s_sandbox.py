@@ -281,7 +281,8 @@ def test_usaco_verdicts_match_the_local_sandbox(tmp_path: Path) -> None:
     from tests.test_docker_sandbox import EDGE_SOLUTIONS, EXPECTED, judged
     from tests.usaco_factory import problem, write_benchmark
 
-    problems = {pid: problem(pid, solution=src, runtime_limit=1, num_tests=1) for pid, src in EDGE_SOLUTIONS.items()}
+    # A 3 s limit (the infinite loop still exceeds it): a loaded machine must not turn ACCEPTED into TIME_LIMIT.
+    problems = {pid: problem(pid, solution=src, runtime_limit=3, num_tests=1) for pid, src in EDGE_SOLUTIONS.items()}
     target = str(write_benchmark(tmp_path / "edge", problems, tests={pid: [("1 2\n", "3\n")] for pid in problems}))
     verdicts = {}
     for sandbox in ("local", "k8s"):
