@@ -81,15 +81,16 @@ def make_tasks(root: Path, count: int) -> Path:
 
 def build_images(bench: Path) -> dict[str, str]:
     """Build (once) or find each task's image, in this process: {tag: image id}."""
-    from pytest_cloudeval.sandbox import docker_engine
+    from pytest_cloudeval.sandbox import docker_engine, docker_images
     from pytest_cloudeval.settings import Settings
-    from pytest_cloudeval.tasks import harbor_exec
     from pytest_cloudeval.tasks.harbor import load_task_dir
 
     images = {}
     for folder in sorted(p for p in bench.iterdir() if p.is_dir()):
         task = load_task_dir(folder, "trivial")
-        tag = harbor_exec.ensure_image(task, Settings())  # type: ignore[arg-type]
+        assert not hasattr(task, "message"), task
+        tag = docker_images.resolve(task.environment, task.task_id, Settings().sandbox_image,  # type: ignore[union-attr]
+                                    False)
         images[tag] = docker_engine.client().inspect_image(tag)["Id"]
     return images
 

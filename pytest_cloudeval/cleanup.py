@@ -26,7 +26,7 @@ def cleanup_all(config: pytest.Config) -> int:
             continue  # its SDK is not installed, so it cannot have left anything behind from here
         try:
             # With --run-id, only that run's sandboxes (other runs may be going on, e.g. in CI).
-            cls.session_cleanup(settings, config.getoption("cloudeval_run_id", default=None))
+            cls.session_cleanup(config.getoption("cloudeval_run_id", default=None))
             print(f"cloudeval --cleanup: {name} sandboxes swept")
         except CloudEvalError as e:
             failures.append(f"{name}: {e}")

@@ -255,7 +255,7 @@ def _sweep_sandboxes(session: pytest.Session, state: CloudEvalSession) -> None:
     try:
         cls = state._sandbox_cls
         if cls is not None:
-            cls.session_cleanup(state.settings, state.settings.run_id)
+            cls.session_cleanup(state.settings.run_id)
     except Exception as e:  # noqa: BLE001 - cleanup must not hide the results
         session.config.issue_config_time_warning(pytest.PytestWarning(f"cloudeval cleanup: {e}"), stacklevel=1)
 

@@ -22,6 +22,7 @@ from .model import DEFAULT_AGENT_TIMEOUT_S, AgentOutput, Task, TaskResult
 from .redact import Redactor
 from .results import atomic_write_bytes, atomic_write_json, result_dirname
 from .sandbox.base import Sandbox, SandboxSpec
+from .sandbox.config import options_from_settings
 from .settings import Settings
 from .tasks.base import TaskFormat
 
@@ -92,7 +93,7 @@ def timeout_for(task: Task, settings: Settings) -> float:
     return settings.task_timeout_s or task.limits.agent_timeout_s or DEFAULT_AGENT_TIMEOUT_S
 
 
-def sandbox_spec(att: Attempt, image: str | None) -> SandboxSpec:
+def sandbox_spec(att: Attempt, image: str | None = None) -> SandboxSpec:
     task, settings = att.task, att.settings
     if settings.network == "auto":
         network = task.limits.allow_internet
@@ -104,13 +105,15 @@ def sandbox_spec(att: Attempt, image: str | None) -> SandboxSpec:
         name=att.sandbox_name(),
         image=image,
         cpus=settings.cpus or task.limits.cpus,
-        memory_mb=settings.memory_mb or task.limits.memory_mb,
+        # A task that sets no memory limit (USACO) gets the default one: no agent is unbounded.
+        memory_mb=settings.memory_mb or task.limits.memory_mb or settings.default_memory_mb,
         storage_mb=task.limits.storage_mb,
         network=network,
-        workdir=task.private.get("workdir") if isinstance(task.private.get("workdir"), str) else None,
-        env=dict(settings.secrets) | dict(task.private.get("env", {}) or {}),
+        env=dict(settings.secrets) | dict(task.private.get("env", {}) or {}) | dict(task.environment.env),
         labels={"cloudeval.run": settings.run_id, "cloudeval.task": task.task_id[:60],
                 "cloudeval.benchmark": task.benchmark[:60]},
+        environment=task.environment,
+        options=options_from_settings(settings),
     )
 
 
@@ -129,16 +132,21 @@ def run_attempt(att: Attempt) -> TaskResult:
     sandbox: Sandbox | None = None
     output: AgentOutput | None = None
     interrupted = False
+    started = False
     try:
-        missing = att.fmt.requires - getattr(att.sandbox_cls, "capabilities", frozenset({"process"}))
+        missing = att.fmt.requires & ~att.sandbox_cls.capabilities
         if missing:
             result.outcome, result.verdict = "skipped", "SKIPPED"
-            result.message = (f"{task.format} tasks need a sandbox with {', '.join(sorted(missing))} "
+            result.message = (f"{task.format} tasks need a sandbox with {', '.join(missing.names())} "
                               f"support (--sandbox=docker); {settings.sandbox!r} has none")
             return result
-        image = att.fmt.image(task, settings)
-        sandbox = att.sandbox_cls(sandbox_spec(att, image), settings)
+        spec = sandbox_spec(att)
+        sandbox = att.sandbox_cls(spec)
         sandbox.start()
+        started = True
+        # The caps this attempt ran under, in its result (sandbox.json says how each was applied).
+        result.metrics.update({"sandbox.memory_mb": spec.memory_mb,
+                               "sandbox.copy_max_files": spec.options.copy_max_files})
         att.fmt.prepare(task, sandbox, settings)
         timeout = timeout_for(task, settings)
         ctx = AgentContext(task=task, format=att.fmt, sandbox=sandbox, settings=settings,
@@ -149,6 +157,14 @@ def run_attempt(att: Attempt) -> TaskResult:
             result.outcome, result.verdict, result.score = "failed", e.verdict, 0.0
             result.message = e.message
         else:
+            # Nothing an untrusted agent started (daemons, setsid) may run on while its work is
+            # judged. The oracle is the task's own reference, trusted like its tests (its services,
+            # e.g. a server the verifier queries, keep running); --keep-agent-processes trusts all.
+            if att.agent.trusted or settings.keep_agent_processes:
+                result.metrics["sandbox.agent_processes"] = "kept"
+            else:
+                sandbox.stop_processes()
+                result.metrics["sandbox.agent_processes"] = "stopped"
             _record_output(output, result, task_dir, red)
             judgement = att.fmt.judge(task, output, sandbox, settings, task_dir)
             result.outcome = "passed" if judgement.passed else "failed"
@@ -173,8 +189,9 @@ def run_attempt(att: Attempt) -> TaskResult:
         result.message = f"internal error: {type(e).__name__}: {e}"
     finally:
         if sandbox is not None:
-            if not interrupted:
+            if not interrupted and started:
                 try:
+                    atomic_write_json(task_dir / "sandbox.json", sandbox.describe())
                     att.fmt.collect(task, sandbox, settings, task_dir)
                 except Exception as e:  # noqa: BLE001
                     log.write(f"\n[cloudeval: collecting logs failed: {e}]\n".encode())

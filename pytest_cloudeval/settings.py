@@ -4,8 +4,8 @@ Settings flow one way: the core options (``CORE_OPTIONS``, here) are resolved on
 controller by ``settings_from_config``; each subsystem adds its own frozen section once, on the
 controller, from its own table (the store: ``artifacts/settings.py`` into ``store``; cloud
 workers: ``backends/options.py`` into ``cloud_run``); xdist workers receive the whole object
-(``to_dict``/``from_dict``) and never read options themselves. The sandbox's fields are core rows,
-viewed as a typed section by ``sandbox_section``.
+(``to_dict``/``from_dict``) and never read options themselves. The sandbox's fields are core rows;
+sandboxes read only their typed view of them, ``sandbox_section`` (a ``SandboxOptions``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,7 +26,9 @@ from .artifacts.settings import StoreSettings
 from .backends.options import CloudSettings
 from .options import Option, byte_size, choice, positive_float, positive_int, resolve
 from .sandbox.k8s_config import K8sConfig
-from .sandbox.settings import SandboxSettings
+
+if TYPE_CHECKING:
+    from .sandbox.base import SandboxOptions
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SECRET_NAME_RE = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
@@ -103,6 +105,17 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("--artifacts-url", "cloudeval_artifacts_url", "also upload each task's results to this URL "
            "(gs://BUCKET/PREFIX)", env="CLOUDEVAL_ARTIFACTS_URL", ini="cloudeval_artifacts_url",
            metavar="URL"),
+    Option("--force-build", "cloudeval_force_build", "build a task's environment (Harbor environment/) even "
+           "when its image is present", action="store_true", env="CLOUDEVAL_FORCE_BUILD"),
+    Option("--default-memory", "cloudeval_default_memory", "memory limit of sandboxes whose task sets none "
+           "(e.g. USACO agents)", type=_memory_mb, default=2048, env="CLOUDEVAL_DEFAULT_MEMORY",
+           ini="cloudeval_default_memory", metavar="SIZE"),
+    Option("--keep-agent-processes", "cloudeval_keep_agent_processes", "let processes an agent started run on "
+           "while its work is judged (Harbor services; lets a root agent forge its reward)", action="store_true",
+           env="CLOUDEVAL_KEEP_AGENT_PROCESSES"),
+    Option("--copy-max-files", "cloudeval_copy_max_files", "files copied back from a sandbox at most per "
+           "task (logs, artifacts); the rest is listed as left out", type=positive_int, default=10_000,
+           env="CLOUDEVAL_COPY_MAX_FILES", ini="cloudeval_copy_max_files", metavar="N"),
 )
 
 
@@ -178,6 +191,10 @@ class Settings:
     """The cloud workers' section (``--cloud``), added on the controller by the cloud plugin."""
     k8s: K8sConfig | None = None
     """The Kubernetes sandbox's section (``--sandbox=k8s``), added on the controller by ``sandbox/k8s_config``."""
+    force_build: bool = False
+    default_memory_mb: int = 2048
+    copy_max_files: int = 10_000
+    keep_agent_processes: bool = False
 
     @property
     def run_dir(self) -> Path:
@@ -217,12 +234,11 @@ class Settings:
         return folder.name
 
     @property
-    def sandbox_section(self) -> SandboxSettings:
-        """What a sandbox needs of the settings (secrets reach it per task, in its spec's env)."""
-        return SandboxSettings(name=self.sandbox, image=self.sandbox_image, cpus=self.cpus,
-                               memory_mb=self.memory_mb, network=self.network,
-                               output_cap_bytes=self.output_cap_bytes, work_root=self.work_root,
-                               run_id=self.run_id)
+    def sandbox_section(self) -> SandboxOptions:
+        """What a sandbox reads of the settings (secrets reach it per task, in its spec's env)."""
+        from .sandbox.config import options_from_settings
+
+        return options_from_settings(self)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -288,6 +304,10 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
         output_cap_bytes=values["cloudeval_output_cap"],
         attempts=values["cloudeval_attempts"],
         artifacts_url=values["cloudeval_artifacts_url"],
+        force_build=bool(values["cloudeval_force_build"]),
+        default_memory_mb=values["cloudeval_default_memory"],
+        copy_max_files=values["cloudeval_copy_max_files"],
+        keep_agent_processes=bool(values["cloudeval_keep_agent_processes"]),
         rootdir=str(config.rootpath),
         invocation_dir=str(config.invocation_params.dir),
     )

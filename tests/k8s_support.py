@@ -79,3 +79,12 @@ def start_registry(folder: Path) -> tuple[Any, str]:
             time.sleep(0.1)
     proc.kill()
     raise AssertionError("docker-registry did not listen within 15 s")
+
+
+def use_emulator(**changes: Any) -> Any:
+    """Point this process's k8s sandboxes at the emulator (the section a run's controller would ship)."""
+    from pytest_cloudeval.sandbox import k8s_config
+
+    section = k8s_section(**changes)
+    k8s_config.use(section)
+    return section

@@ -18,8 +18,7 @@ import pytest
 
 from pytest_cloudeval.errors import SandboxError
 from pytest_cloudeval.model import Task
-from pytest_cloudeval.sandbox.base import SandboxSpec
-from pytest_cloudeval.settings import Settings
+from pytest_cloudeval.sandbox.base import SandboxOptions, SandboxSpec
 from tests.docker_support import (
     BASE_IMAGE,
     docker_api,  # noqa: F401 - a fixture
@@ -47,7 +46,8 @@ def docker_sandbox(tmp_path: Path, **spec: Any) -> Any:
     values: dict[str, Any] = {"task": task, "run_id": run_id, "name": f"ce-{run_id}",
                               "labels": {"cloudeval.run": run_id}}
     values.update(spec)
-    return DockerSandbox(SandboxSpec(**values), Settings(run_id=run_id))
+    values.setdefault("options", SandboxOptions(run_id=run_id))
+    return DockerSandbox(SandboxSpec(**values))
 
 
 @pytest.fixture
@@ -101,10 +101,30 @@ def test_memory_limit_is_enforced(box_factory: Any) -> None:
     assert result.exit_code != 0
 
 
-def test_storage_limit_is_applied_or_says_why_not(box_factory: Any) -> None:
+def test_storage_limit_is_applied_or_says_why_not(box_factory: Any, docker_api: Any) -> None:  # noqa: F811
+    # Ask the engine itself, apart from the sandbox, whether it can limit a container's disk: the
+    # sandbox must then say exactly that (applied and enforced, or not applied with the reason).
+    import docker.errors
+
+    run_id = new_run_id("storage-probe")
+    try:
+        probe = docker_api.create_container(BASE_IMAGE, ["true"], labels={"cloudeval": "true", "cloudeval.run": run_id},
+                                            host_config=docker_api.create_host_config(storage_opt={"size": "100M"}))
+    except docker.errors.APIError as e:
+        supported, why = False, str(e)
+    else:
+        supported, why = True, ""
+        docker_api.remove_container(probe["Id"], force=True)
     box = box_factory(storage_mb=100)
     applied = box.describe()["limits"]["storage_mb"]
-    assert applied == 100 or (isinstance(applied, str) and applied.startswith("not applied (100 MB asked)"))
+    if supported:
+        assert applied == 100
+        size_mb = int(box.exec(["df", "-m", "--output=size", "/"], timeout=30).stdout.split()[-1])
+        assert 80 <= size_mb <= 120, f"the root filesystem has {size_mb} MB, not about 100"
+    else:
+        assert "storage-opt" in why, why  # the probe failed for the storage option, nothing else
+        assert isinstance(applied, str) and applied.startswith("not applied (100 MB asked)"), applied
+        assert "storage" in applied[len("not applied (100 MB asked)"):], "the reason is missing"
     assert box.exec(["true"], timeout=30).ok
 
 

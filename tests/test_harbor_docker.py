@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from pytest_cloudeval.errors import SandboxError
+from pytest_cloudeval.sandbox import docker_images as images
 from pytest_cloudeval.tasks import harbor_exec
+from pytest_cloudeval.tasks.base import BrokenTask
 from pytest_cloudeval.tasks.harbor import load_task_dir
 from tests.docker_support import (
     docker_api,  # noqa: F401 - a fixture
@@ -211,18 +213,21 @@ def test_image_is_built_once_and_reused(tmp_path: Path, docker_api: Any, monkeyp
     twin = load_task_dir(write_harbor_task(tmp_path, "reuse-b", dockerfile=dockerfile), "b")
     assert not isinstance(first, Exception) and hasattr(first, "private") and hasattr(twin, "private")
     builds: list[str] = []
-    real_build = harbor_exec._build
+    real_build = images.build
 
-    def counting_build(task: Any, env_dir: Path, tag: str, digest: str) -> None:
+    def counting_build(env: Any, task_id: str, tag: str, digest: str) -> None:
         builds.append(tag)
-        real_build(task, env_dir, tag, digest)
+        real_build(env, task_id, tag, digest)
 
-    monkeypatch.setattr(harbor_exec, "_build", counting_build)
-    monkeypatch.setattr(harbor_exec, "_images", {})
+    def ensure_image(task: Any) -> str:
+        return images.resolve(task.environment, task.task_id, "cloudeval/runner:bookworm", False)
+
+    monkeypatch.setattr(images, "build", counting_build)
+    monkeypatch.setattr(images, "_resolved", {})
     tags: list[str] = []
     try:
         # Two workers at once: one builds, the other waits for it and reuses the image.
-        threads = [threading.Thread(target=lambda: tags.append(harbor_exec.ensure_image(first, settings=None)))  # type: ignore[arg-type]
+        threads = [threading.Thread(target=lambda: tags.append(ensure_image(first)))
                    for _ in range(2)]
         for t in threads:
             t.start()
@@ -232,18 +237,18 @@ def test_image_is_built_once_and_reused(tmp_path: Path, docker_api: Any, monkeyp
         image_id = docker_api.inspect_image(tags[0])["Id"]
 
         # A new process (empty cache) in a later run: the image is found, not built.
-        monkeypatch.setattr(harbor_exec, "_images", {})
-        assert harbor_exec.ensure_image(first, settings=None) == tags[0]  # type: ignore[arg-type]
+        monkeypatch.setattr(images, "_resolved", {})
+        assert ensure_image(first) == tags[0]
         # Another task with an identical environment gets the same image under its own name.
-        twin_tag = harbor_exec.ensure_image(twin, settings=None)  # type: ignore[arg-type]
+        twin_tag = ensure_image(twin)
         tags.append(twin_tag)
         assert len(builds) == 1
         assert docker_api.inspect_image(twin_tag)["Id"] == image_id
 
         # Any change to the environment is a new image.
         (tmp_path / "reuse-a" / "environment" / "extra.txt").write_text("changed")
-        monkeypatch.setattr(harbor_exec, "_images", {})
-        changed = harbor_exec.ensure_image(first, settings=None)  # type: ignore[arg-type]
+        monkeypatch.setattr(images, "_resolved", {})
+        changed = ensure_image(first)
         tags.append(changed)
         assert changed != tags[0] and len(builds) == 2
     finally:
@@ -285,6 +290,7 @@ def test_ensure_image_needs_the_engine(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
     monkeypatch.setattr(docker_engine, "_clients", {})
     monkeypatch.setattr(docker_engine, "_unreachable", None)
-    monkeypatch.setattr(harbor_exec, "_images", {})
+    monkeypatch.setattr(images, "_resolved", {})
     with pytest.raises(SandboxError, match="nonexistent.sock"):
-        harbor_exec.ensure_image(task, settings=None)  # type: ignore[arg-type]
+        assert not isinstance(task, BrokenTask)
+        images.resolve(task.environment, task.task_id, "cloudeval/runner:bookworm", False)

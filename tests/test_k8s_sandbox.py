@@ -23,9 +23,8 @@ import pytest
 from pytest_cloudeval.errors import SandboxError
 from pytest_cloudeval.model import Task
 from pytest_cloudeval.sandbox.base import SandboxSpec
-from pytest_cloudeval.settings import Settings
 from tests.docker_support import new_run_id, task_results
-from tests.k8s_support import access_log_lines, emulator, k8s_section
+from tests.k8s_support import access_log_lines, emulator, use_emulator
 
 pytestmark = pytest.mark.docker
 
@@ -34,15 +33,16 @@ SECRET = "s3cr3t-K8s-9d2e7b"
 
 
 def make_box(tmp_path: Path, run_id: str, **spec: Any) -> Any:
+    from pytest_cloudeval.sandbox.base import SandboxOptions
     from pytest_cloudeval.sandbox.k8s import K8sSandbox
 
-    section = k8s_section(**spec.pop("k8s", {}))
+    use_emulator(**spec.pop("k8s", {}))
     task = Task(benchmark="k8s-bench", task_id="t1", format="test", source=tmp_path, root=tmp_path,
                 instruction="", agent_input={})
-    settings = Settings(run_id=run_id, sandbox="k8s", k8s=section, output_cap_bytes=64 * 1024)
-    values: dict[str, Any] = {"task": task, "run_id": run_id, "name": f"ce-{run_id}-{len(emulator().pods())}"}
+    values: dict[str, Any] = {"task": task, "run_id": run_id, "name": f"ce-{run_id}-{len(emulator().pods())}",
+                              "options": SandboxOptions(run_id=run_id, output_cap_bytes=64 * 1024)}
     values.update(spec)
-    return K8sSandbox(SandboxSpec(**values), settings)
+    return K8sSandbox(SandboxSpec(**values))
 
 
 def test_secrets_never_reach_the_api_server_and_limits_apply(tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_secrets_never_reach_the_api_server_and_limits_apply(tmp_path: Path) -> 
         box.close()
     from pytest_cloudeval.sandbox.k8s import K8sSandbox
 
-    K8sSandbox.session_cleanup(box.settings, run_id)
+    K8sSandbox.session_cleanup(run_id)
     assert not [p for p in emulator().pods() if p["metadata"]["labels"].get("cloudeval.run") == run_id]
     assert not [p for p in emulator().cluster.list_policies(None)
                 if p["metadata"]["labels"].get("cloudeval.run") == run_id]

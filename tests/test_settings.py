@@ -12,7 +12,7 @@ from pytest_cloudeval.artifacts.settings import StoreSettings, resolve_store
 from pytest_cloudeval.backends import wiring
 from pytest_cloudeval.backends.gce.config import GCE_OPTIONS, GceConfig
 from pytest_cloudeval.backends.options import BACKEND_OPTIONS, CLOUD_OPTIONS, CloudSettings
-from pytest_cloudeval.sandbox.settings import SandboxSettings
+from pytest_cloudeval.sandbox.base import SandboxOptions
 from pytest_cloudeval.settings import CORE_OPTIONS, Settings, settings_from_config
 
 
@@ -78,11 +78,13 @@ def test_there_is_no_untyped_bag() -> None:
 
 
 def test_the_sandbox_section(pytester: pytest.Pytester) -> None:
-    config = pytester.parseconfig("--sandbox", "docker", "--cpus", "2", "--memory", "1g", "--output-cap", "4096")
+    config = pytester.parseconfig("--sandbox", "docker", "--output-cap", "4096", "--force-build",
+                                  "--copy-max-files", "7", "--run-id", "r1")
     section = settings_from_config(config, {}).sandbox_section
-    assert isinstance(section, SandboxSettings)
-    assert (section.name, section.cpus, section.memory_mb, section.output_cap_bytes) == ("docker", 2.0, 1024, 4096)
-    assert section.network == "auto" and section.image == "cloudeval/runner:bookworm"
+    assert isinstance(section, SandboxOptions)
+    assert (section.run_id, section.output_cap_bytes, section.force_build, section.copy_max_files) == \
+        ("r1", 4096, True, 7)
+    assert section.default_image == "cloudeval/runner:bookworm"
 
 
 def test_the_store_section_is_resolved_from_its_own_table(pytester: pytest.Pytester) -> None:

@@ -48,6 +48,8 @@ class Agent(ABC):
     """Solves one task. Raise AgentFailure for the agent's faults, SandboxError for the engine's."""
 
     name: str = "agent"
+    trusted: bool = False
+    """Part of the task (the oracle): its processes may run on while the task is judged."""
 
     def validate(self) -> None:
         """Check at configure time (on the controller) that the agent can load; raise AgentSpecError."""

@@ -10,6 +10,7 @@ class OracleAgent(Agent):
     """Runs the task's reference solution; must pass every shipped task."""
 
     name = "oracle"
+    trusted = True
 
     def solve(self, ctx: AgentContext) -> AgentOutput:
         return ctx.format.oracle(ctx.task, ctx.sandbox, ctx.settings, ctx.timeout_s)

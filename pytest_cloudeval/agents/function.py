@@ -110,6 +110,8 @@ class SandboxFunctionAgent(Agent):
         thread = threading.Thread(target=target, name=f"agent-{ctx.task.task_id}", daemon=True)
         thread.start()
         thread.join(ctx.timeout_s)
+        # The agent's phase is over: a thread it left behind cannot run commands while it is judged.
+        handle.revoke()
         if thread.is_alive():
             # The thread cannot be killed; closing the sandbox (by the caller) ends its commands.
             raise AgentFailure("AGENT_TIMEOUT", f"the agent did not finish within {ctx.timeout_s:g} s")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-from .base import ExecResult, Sandbox, SandboxHandle, SandboxSpec
+from .base import Capability, CopyReport, ExecResult, Sandbox, SandboxHandle, SandboxOptions, SandboxSpec
+from .config import options_from_settings
 
-__all__ = ["ExecResult", "Sandbox", "SandboxHandle", "SandboxSpec"]
+__all__ = ["Capability", "CopyReport", "ExecResult", "Sandbox", "SandboxHandle", "SandboxOptions", "SandboxSpec",
+           "options_from_settings"]

@@ -11,22 +11,58 @@ from __future__ import annotations
 import io
 import posixpath
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import docker.errors
 
 from ..errors import SandboxError
 from . import docker_archive as archive
 from . import docker_engine as engine
-from .base import ExecResult, Sandbox, SandboxSpec
+from . import docker_images as images
+from .base import Capability, CopyReport, ExecResult, Sandbox, SandboxOptions, SandboxSpec
 
 RUNNER_USER = "agent"
 """The non-root user of the runner image: agents and judges of tasks that bring no image run as it."""
 GO_MODE_DIR = 1 << 31
 GO_MODE_SYMLINK = 1 << 27
+
+STOP_SCRIPT = r"""
+# Keep PID 1 (init), the container's main process (the oldest child of init), this script and,
+# when $1 is given, every process started before it (the image's entrypoint services); kill every
+# other process, again and again until a round finds nothing (forks racing the kills).
+since=${1:-}
+self=$$
+main=""; oldest=""
+for d in /proc/[0-9]*; do
+  read -r stat < "$d/stat" 2>/dev/null || continue
+  rest=${stat##*) }; set -- $rest
+  if [ "$2" = 1 ] && { [ -z "$oldest" ] || [ "${20}" -lt "$oldest" ]; }; then oldest=${20}; main=${d#/proc/}; fi
+done
+round=0
+while [ $round -lt 200 ]; do
+  found=0
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    [ "$p" = 1 ] || [ "$p" = "$self" ] || [ "$p" = "$PPID" ] || [ "$p" = "$main" ] && continue
+    read -r stat < "$d/stat" 2>/dev/null || continue
+    rest=${stat##*) }; set -- $rest
+    [ "$1" = Z ] && continue
+    [ "$2" = "$self" ] && continue
+    [ -n "$since" ] && [ "${20}" -le "$since" ] && continue
+    kill -9 "$p" 2>/dev/null && found=1
+  done
+  [ $found = 0 ] && exit 0
+  round=$((round + 1))
+done
+echo "processes keep appearing" >&2
+exit 1
+"""
+
+BASELINE_SCRIPT = r"""read -r stat < /proc/self/stat; rest=${stat##*) }; set -- $rest; echo "${20}" """
+"""Prints this exec's start time (clock ticks since boot): processes older than it are the image's."""
 
 UNTAR_MAX_BYTES = 32 * 1024 * 1024
 """Files written before a command go with it (unpacked by ``tar`` in the exec) up to this size."""
@@ -40,29 +76,35 @@ class DockerSandbox(Sandbox):
     """One container per attempt; see the module docstring. Use as a context manager or start/close."""
 
     name = "docker"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"process", "container"})
+    capabilities = Capability.PROCESS | Capability.CONTAINER
 
-    def __init__(self, spec: SandboxSpec, settings: Any) -> None:
-        super().__init__(spec, settings)
-        self.image = spec.image or settings.sandbox_image
+    def __init__(self, spec: SandboxSpec) -> None:
+        super().__init__(spec)
+        env = spec.environment
+        self._own_image = bool(spec.image or env.image or env.build_context)
+        """The task brings its image (run as its user, root by default) or takes the runner image."""
+        self.image = spec.image or (None if self._own_image else spec.options.default_image)
+        self._wanted_workdir = spec.workdir or env.workdir
         self.container_id: str | None = None
-        self.user: str | None = spec.user
+        self.user: str | None = spec.user or env.agent_user
         self.owner = archive.Owner()
         self.limits: dict[str, Any] = {}
         """The limits as applied (or why one could not be), for the task's records."""
-        self._workdir = spec.workdir or "/"
+        self._workdir = self._wanted_workdir or "/"
         self._known_dirs: set[str] = {"/", "/tmp"}
         self._pending: archive.PendingArchive | None = None
         self._closed = False
+        self._baseline: str = ""
+        """Start time (ticks) before which processes are the image's own (entrypoint services)."""
 
     # -- session-wide -----------------------------------------------------------------------
     @classmethod
-    def session_setup(cls, settings: Any) -> None:
+    def session_setup(cls, options: SandboxOptions) -> None:
         api = engine.client()
         engine.with_retries("ping", api.ping)
 
     @classmethod
-    def session_cleanup(cls, settings: Any, run_id: str | None) -> None:
+    def session_cleanup(cls, run_id: str | None) -> None:
         """Force-remove containers labeled with ``run_id`` (every cloudeval container if None)."""
         removed, failures = sweep(run_id)
         if failures:
@@ -71,12 +113,15 @@ class DockerSandbox(Sandbox):
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
         api = engine.client()
+        if self.image is None:
+            self.image = images.resolve(self.spec.environment, self.spec.task.task_id,
+                                        self.spec.options.default_image, self.spec.options.force_build)
         image = engine.inspect_image(self.image)
         config = image.get("Config") or {}
-        if not self.spec.workdir:
+        if not self._wanted_workdir:
             self._workdir = config.get("WorkingDir") or "/"
         if self.user is None:
-            if self.spec.image is None:
+            if not self._own_image:
                 self.user = RUNNER_USER  # dropped below if the image has no such user
             elif config.get("User"):
                 self.user = str(config["User"])
@@ -86,7 +131,7 @@ class DockerSandbox(Sandbox):
         labels.setdefault("cloudeval.run", self.spec.run_id)
         host_config = self._host_config(api)
         create = dict(image=self.image, command=["sleep", "infinity"], name=self.spec.name, labels=labels,
-                      working_dir=self.spec.workdir or None, host_config=host_config)
+                      working_dir=self._wanted_workdir or None, host_config=host_config)
         try:
             self.container_id = self._create(api, create)
         except SandboxError as e:
@@ -100,9 +145,15 @@ class DockerSandbox(Sandbox):
                 raise
         engine.with_retries("start container", lambda: api.start(self.container_id))
         self._resolve_owner(api)
-        if self.user and self.spec.workdir:
+        if config.get("Entrypoint"):
+            # Services the image's entrypoint started are the task's, not the agent's: stop_processes
+            # keeps whatever runs before this point.
+            mark = engine.run_exec(api, self.ref, ["sh", "-c", BASELINE_SCRIPT], timeout=30, user="0")
+            if mark.ok and mark.stdout.strip().isdigit():
+                self._baseline = mark.stdout.strip()
+        if self.user and self._wanted_workdir:
             # The engine creates a missing working directory as root: the sandbox user's instead.
-            self.make_dirs([self.spec.workdir])
+            self.make_dirs([self._wanted_workdir])
 
     def _host_config(self, api: Any) -> Any:
         spec = self.spec
@@ -132,7 +183,7 @@ class DockerSandbox(Sandbox):
             reply = engine.with_retries("create container", lambda: api.create_container(**create),
                                         passthrough=(docker.errors.NotFound,))
         except docker.errors.NotFound as e:
-            engine.forget_image(self.image)
+            engine.forget_image(str(self.image))
             raise SandboxError(f"image {self.image} not found: run scripts/setup-docker.sh or pass "
                                f"--sandbox-image ({e.explanation})") from e
         except SandboxError as e:
@@ -154,7 +205,7 @@ class DockerSandbox(Sandbox):
         if not user or user in ("root", "0", "0:0"):
             self.user = None if user in ("root", "0", "0:0") else user
             return
-        key = (self.image, user)
+        key = (str(self.image), user)
         numeric = user.split(":")
         if all(part.isdigit() for part in numeric):  # "1000" or "1000:1000": no lookup needed
             _owner_cache[key] = archive.Owner(int(numeric[0]), int(numeric[-1]))
@@ -169,7 +220,7 @@ class DockerSandbox(Sandbox):
                 _owner_cache[key] = None
         owner = _owner_cache[key]
         if owner is None:
-            if self.spec.user is None and self.spec.image is None:
+            if self.spec.user is None and not self._own_image:
                 self.user = None  # a custom --sandbox-image without the runner's user: its default
                 return
             raise SandboxError(f"user {user!r} does not exist in image {self.image}")
@@ -190,7 +241,19 @@ class DockerSandbox(Sandbox):
     def describe(self) -> dict[str, Any]:
         """Name, image, user and the limits as applied, for the task's result folder."""
         return {"sandbox": "docker", "container": self.spec.name, "id": self.container_id, "image": self.image,
-                "user": self.user or "(image default)", "workdir": self._workdir, "limits": dict(self.limits)}
+                "user": self.user or "(image default)", "workdir": self._workdir, "limits": dict(self.limits),
+                "copy_caps": {"max_files": self.spec.options.copy_max_files,
+                              "max_bytes": self.spec.options.copy_max_bytes}}
+
+    def stop_processes(self) -> None:
+        """Kill, as root, every process in the container but its init, its main process, what the
+        image's entrypoint started before the first command, and this exec."""
+        self.flush()
+        result = engine.run_exec(engine.client(), self.ref, ["sh", "-c", STOP_SCRIPT, "sh", self._baseline],
+                                 timeout=60, user="0")
+        if not result.ok:
+            raise SandboxError(f"cannot stop the processes in container {self.spec.name}: exit {result.exit_code} "
+                               f"{(result.stderr or result.stdout).strip()[-300:]}")
 
     def close(self) -> None:
         if self._closed:
@@ -221,13 +284,13 @@ class DockerSandbox(Sandbox):
         full_env = dict(self.spec.env)
         if env:
             full_env.update(env)
-        half = max(1024, self.settings.output_cap_bytes // 2)
+        half = max(1024, self.spec.options.output_cap_bytes // 2)
         options: dict[str, Any] = dict(timeout=timeout, env=full_env, user=user or self.user, cap_head=half,
                                        cap_tail=half, workdir=self._abs(cwd) if cwd else self._workdir)
         pending = self._pending
         if (pending is not None and stdin is None and (user or self.user) == self.user
                 and options["workdir"] in self._known_dirs  # it must exist before the files arrive
-                and _untar_works.get(self.image, True) and pending.size() <= UNTAR_MAX_BYTES):
+                and _untar_works.get(str(self.image), True) and pending.size() <= UNTAR_MAX_BYTES):
             # The files written since the last command travel with this one (one engine call less).
             self._pending = None
             try:
@@ -238,7 +301,7 @@ class DockerSandbox(Sandbox):
                 result = engine.run_exec(engine.client(), self.ref, argv, stdin=data, untar=True, **options)
             except engine.UntarFailed as e:
                 if "not found" in str(e):
-                    _untar_works[self.image] = False  # no tar in this image
+                    _untar_works[str(self.image)] = False  # no tar in this image
                 self._send(io.BytesIO(data), pending.parents)
             else:
                 self._known_dirs.update(pending.parents)
@@ -294,7 +357,7 @@ class DockerSandbox(Sandbox):
         self._known_dirs.update(paths)
 
     def make_dirs(self, paths: Sequence[str], mode: int = 0o755) -> None:
-        """Create (or set the mode of) folders, owned by the sandbox user; sent with the next batch."""
+        # Sent with the next batch of files (or the next command).
         pending = self._pending_archive()
         for path in paths:
             pending.add_dir(self._abs(path), mode, self.owner)
@@ -339,13 +402,12 @@ class DockerSandbox(Sandbox):
             raise FileNotFoundError(f"{src} does not exist")
         self._pending_archive().add_host_path(src, target, self.owner)
 
-    def copy_out(self, src: str, dest: Path, max_bytes: int = 256 * 1024 * 1024) -> bool:
-        return self.copy_out_report(src, dest, max_bytes) is not None
-
-    def copy_out_report(self, src: str, dest: Path, max_bytes: int = 256 * 1024 * 1024,
-                        only: Any = None) -> archive.CopyReport | None:
-        """Like ``copy_out`` but says what was left out (over the cap, links); None if ``src`` is absent."""
+    def copy_out_report(self, src: str, dest: Path, max_bytes: int | None = None, *,
+                        max_files: int | None = None,
+                        only: Callable[[str], bool] | None = None) -> CopyReport | None:
         self.flush()
+        limit_bytes = self.spec.options.copy_max_bytes if max_bytes is None else max_bytes
+        limit_files = self.spec.options.copy_max_files if max_files is None else max_files
         source = self._abs(src)
         api = engine.client()
         try:
@@ -357,9 +419,9 @@ class DockerSandbox(Sandbox):
         try:
             if int(stat.get("mode", 0)) & GO_MODE_DIR:
                 dest.mkdir(parents=True, exist_ok=True)
-                return archive.extract_archive(stream, root_name, dest, max_bytes, only=only)
+                return archive.extract_archive(stream, root_name, dest, limit_bytes, limit_files, only=only)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            return archive.extract_archive(stream, root_name, dest, max_bytes)
+            return archive.extract_archive(stream, root_name, dest, limit_bytes, limit_files)
         finally:
             _close_stream(stream)
 

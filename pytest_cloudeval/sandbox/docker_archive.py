@@ -11,9 +11,11 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from .base import CopyReport
 
 
 @dataclass
@@ -102,23 +104,18 @@ class _ChunkReader(io.RawIOBase):
         return n
 
 
-@dataclass
-class CopyReport:
-    """What a copy out of the container brought back, and what it had to leave out."""
-
-    files: int = 0
-    bytes: int = 0
-    skipped: list[str] = field(default_factory=list)
-    stopped_early: bool = False
+STOP_AFTER_SKIPPED = 1_000_000
+"""Entries left out before a copy stops reading (below that, the report's count is exact)."""
 
 
-def extract_archive(chunks: Iterator[bytes], root_name: str, dest: Path, max_bytes: int,
+def extract_archive(chunks: Iterator[bytes], root_name: str, dest: Path, max_bytes: int, max_files: int,
                     *, only: Callable[[str], bool] | None = None) -> CopyReport:
     """Write the regular files and folders of a Docker archive stream under ``dest``.
 
     ``root_name`` is the archive's top entry (the copied path's base name): it maps to ``dest``.
     Links, devices and names escaping ``dest`` are skipped; so are files past ``max_bytes`` in all
-    (named in the report). The transfer itself stops at twice the cap.
+    and files past ``max_files`` (named in the report). The transfer itself stops at twice the byte
+    cap, or after twice the file cap's number of entries.
     """
     report = CopyReport()
     reader = _ChunkReader(chunks)
@@ -137,11 +134,14 @@ def extract_archive(chunks: Iterator[bytes], root_name: str, dest: Path, max_byt
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             if not member.isfile():
-                report.skipped.append(f"{rel} (not a regular file)")
+                report.skip(f"{rel} (not a regular file)")
                 continue
-            if report.bytes + member.size > max_bytes:
-                report.skipped.append(f"{rel} ({member.size} bytes, over the {max_bytes}-byte cap)")
-                if reader.consumed > 2 * max_bytes + (1 << 20):
+            if report.files >= max_files or report.bytes + member.size > max_bytes:
+                if report.files >= max_files:
+                    report.skip(f"{rel} (over the {max_files}-file cap)")
+                else:
+                    report.skip(f"{rel} ({member.size} bytes, over the {max_bytes}-byte cap)")
+                if reader.consumed > 2 * max_bytes + (1 << 20) or report.skipped_count > STOP_AFTER_SKIPPED:
                     report.stopped_early = True
                     break
                 continue

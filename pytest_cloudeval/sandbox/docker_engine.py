@@ -39,16 +39,20 @@ POLL_S = (0.25, 0.5, 1.0, 2.0)
 """How often a long exec checks whether its main process is gone while its output is still open."""
 DRAIN_S = 1.0
 PID_MARK = b"\x1ecloudeval-pid:"
-# The wrapper reports the command's pid (its process group and session: docker exec makes every
-# exec a session leader) on stderr before exec'ing it, so a timeout can kill the whole group
-# without a pid file and without knowing the engine host's pid numbers.
-WRAPPER = 'printf "\\036cloudeval-pid:%d\\036" "$$" >&2; exec "$@"'
+EXIT_MARK = b"\x1ecloudeval-exit:"
+# The wrapper reports its pid (the command's process group and session: docker exec makes every
+# exec a session leader) on stderr before running the command, so a timeout can kill the whole
+# group without a pid file and without knowing the engine host's pid numbers. It reports the exit
+# status last: an output stream that ends without it, while the command was not killed by us, was
+# cut by a lost engine connection (the engine then reports exit 126), a sandbox error.
+WRAPPER = ('printf "\\036cloudeval-pid:%d\\036" "$$" >&2; "$@"; rc=$?; '
+           'printf "\\036cloudeval-exit:%d\\036" "$rc" >&2; exit "$rc"')
 UNTAR_FAILED = "\x1ecloudeval-untar-failed\x1e"
 # The same, first unpacking files that came on stdin (a tar for /): one exec instead of an
 # archive upload (~45 ms of engine work each) plus the exec. Falls back to the upload if tar fails.
 WRAPPER_UNTAR = ('printf "\\036cloudeval-pid:%d\\036" "$$" >&2; '
                  'tar -xpf - -C / || { printf "\\036cloudeval-untar-failed\\036" >&2; exit 125; }; '
-                 'exec "$@" </dev/null')
+                 '"$@" </dev/null; rc=$?; printf "\\036cloudeval-exit:%d\\036" "$rc" >&2; exit "$rc"')
 
 
 class UntarFailed(Exception):
@@ -167,12 +171,38 @@ class _Streams:
     out: CappedBuffer
     err: CappedBuffer
     pid: int | None = None
+    exit_status: int | None = None
+    """The status the wrapper reported last (None: the stream ended before it)."""
     _pre: bytearray = field(default_factory=bytearray)
     _marked: bool = False
+    _held: bytearray = field(default_factory=bytearray)
+
+    def _hold(self, data: bytes) -> None:
+        # The last bytes may be (part of) the exit mark: hold them back until the end.
+        self._held += data
+        if len(self._held) > 64:
+            cut = len(self._held) - 64
+            self.err.write(bytes(self._held[:cut]))
+            del self._held[:cut]
+
+    def finish(self) -> None:
+        held = bytes(self._held)
+        self._held = bytearray()
+        at = held.rfind(EXIT_MARK)
+        if at >= 0:
+            end = held.find(b"\x1e", at + len(EXIT_MARK))
+            try:
+                self.exit_status = int(held[at + len(EXIT_MARK):end])
+            except ValueError:
+                self.exit_status = None
+            else:
+                held = held[:at] + held[end + 1:]
+        if held:
+            self.err.write(held)
 
     def stderr(self, data: bytes) -> None:
         if self._marked:
-            self.err.write(data)
+            self._hold(data)
             return
         self._pre += data
         if len(self._pre) < len(PID_MARK) and PID_MARK.startswith(bytes(self._pre)):
@@ -193,7 +223,7 @@ class _Streams:
         self._marked = True
         self._pre = bytearray()
         if rest:
-            self.err.write(rest)
+            self._hold(rest)
 
 
 def _frames(buf: bytearray, streams: _Streams) -> None:
@@ -304,13 +334,16 @@ def run_exec(
                 pass
         if writer is not None:
             writer.join(timeout=1)
+    if not streams._marked and streams._pre:
+        streams.err.write(bytes(streams._pre))
+    streams.finish()
+    if streams.exit_status is None and not (timed_out or exited_early):
+        _check_not_cut(api, exec_id, container, streams)
     exit_code = None if timed_out else _exit_code(api, exec_id, deadline)
     if exit_code is None and not timed_out:
         timed_out = True  # still running at the deadline after closing its output
         if streams.pid is not None:
             kill_group(api, container, streams.pid)
-    if not streams._marked and streams._pre:
-        streams.err.write(bytes(streams._pre))
     if untar and exit_code == 125 and UNTAR_FAILED in streams.err.text():
         raise UntarFailed(streams.err.text().replace(UNTAR_FAILED, "")[-500:])
     return ExecResult(
@@ -321,6 +354,22 @@ def run_exec(
         duration_s=time.monotonic() - started,
         output_truncated=streams.out.truncated or streams.err.truncated,
     )
+
+
+def _check_not_cut(api: Any, exec_id: str, container: str, streams: _Streams) -> None:
+    """The output ended without the wrapper's exit mark: a killed wrapper (its exit code stands), or
+    a connection the engine or the network cut (a sandbox error, never the command's exit code)."""
+    info = with_retries("exec inspect", lambda: api.exec_inspect(exec_id))
+    running = bool(info.get("Running"))
+    if not running and not streams._marked:
+        raise SandboxError(f"docker exec: the command's shell did not start (exit {info.get('ExitCode')}): "
+                           f"{streams.err.text()[-300:]}")
+    if running or info.get("ExitCode") == 126:
+        if running and streams.pid is not None:
+            kill_group(api, container, streams.pid)
+        state = "still running" if running else f"exit {info.get('ExitCode')}"
+        raise SandboxError(f"docker exec: the connection to the engine ({engine_address()}) was lost in the "
+                           f"middle of the command ({state}, its end was never reported)")
 
 
 def _drain(raw: socket.socket, buf: bytearray, streams: _Streams, seconds: float) -> None:

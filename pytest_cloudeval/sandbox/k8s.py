@@ -23,8 +23,8 @@ from ..capture import CappedBuffer
 from ..errors import SandboxError
 from . import docker_archive as archive
 from . import k8s_api, k8s_exec
-from .base import ExecResult, Sandbox, SandboxSpec
-from .k8s_config import config_of
+from .base import Capability, CopyReport, ExecResult, Sandbox, SandboxOptions, SandboxSpec
+from .k8s_config import _STASH, config_of
 from .k8s_images import image_for_pod
 
 RUNNER_USER = "agent"
@@ -35,12 +35,12 @@ POLL_S = 0.1
 
 class K8sSandbox(Sandbox):
     name = "k8s"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"process", "container"})
+    capabilities: ClassVar[Capability] = Capability.PROCESS | Capability.CONTAINER
 
-    def __init__(self, spec: SandboxSpec, settings: Any) -> None:
-        super().__init__(spec, settings)
-        self.cfg = config_of(settings)
-        self.image = spec.image or settings.sandbox_image
+    def __init__(self, spec: SandboxSpec) -> None:
+        super().__init__(spec)
+        self.cfg = config_of()
+        self.image: str | None = spec.image
         self.user: str | None = spec.user
         self.owner = archive.Owner()
         self.pod: str | None = None
@@ -53,17 +53,17 @@ class K8sSandbox(Sandbox):
 
     # -- session-wide -------------------------------------------------------------------------
     @classmethod
-    def session_setup(cls, settings: Any) -> None:
-        cfg = config_of(settings)
+    def session_setup(cls, options: SandboxOptions) -> None:
+        cfg = config_of()
         namespace = k8s_api.namespace_of(cfg)
         api = k8s_api.core(cfg)
         k8s_api.call(f"read namespace {namespace}", lambda: api.read_namespace(namespace))
 
     @classmethod
-    def session_cleanup(cls, settings: Any, run_id: str | None) -> None:
-        if getattr(settings, "sandbox", "k8s") != "k8s":
-            return  # a cluster is swept only when named (pytest --cleanup --sandbox=k8s)
-        _removed, problems = k8s_api.sweep(config_of(settings), run_id)
+    def session_cleanup(cls, run_id: str | None) -> None:
+        if not _STASH.get("k8s"):
+            return  # this process never used a cluster, and --cleanup names one with --sandbox=k8s
+        _removed, problems = k8s_api.sweep(config_of(), run_id)
         if problems:
             raise SandboxError(f"could not delete {len(problems)} Kubernetes object(s): {'; '.join(problems[:3])}")
 
@@ -74,6 +74,12 @@ class K8sSandbox(Sandbox):
     def start(self) -> None:
         cfg, spec = self.cfg, self.spec
         self.namespace = k8s_api.namespace_of(cfg)
+        if self.image is None:
+            # The task's image, pulled or built by the local engine (then pushed to --image-registry).
+            from . import docker_images
+
+            self.image = docker_images.resolve(spec.environment, spec.task.task_id, spec.options.default_image,
+                                               spec.options.force_build)
         self.pod_image = image_for_pod(self.image, cfg.image_registry)
         run = k8s_api.label_value(spec.run_id)
         labels = {k8s_api.label_value(k) if "/" not in k else k: k8s_api.label_value(v)
@@ -86,7 +92,7 @@ class K8sSandbox(Sandbox):
             k8s_api.ensure_deny_all(cfg, self.namespace, spec.run_id)  # before the pod exists
         self.limits = {"network": "bridge" if spec.network else "none (deny-all NetworkPolicy)",
                        "cpus": spec.cpus, "memory_mb": spec.memory_mb, "gpus": spec.task.limits.gpus or 0}
-        timeout = self.settings.task_timeout_s or spec.task.limits.agent_timeout_s or 3600
+        timeout = spec.task.limits.agent_timeout_s or 3600
         body = k8s_api.pod_manifest(
             name=k8s_api.pod_name(spec.name), image=self.pod_image, labels=labels,
             annotations={"cloudeval/task-id": spec.task.task_id[:1000], "cloudeval/run-id": spec.run_id},
@@ -173,7 +179,7 @@ class K8sSandbox(Sandbox):
     def _exec_raw(self, argv: Sequence[str], *, timeout: float | None, env: Mapping[str, str], cwd: str | None,
                   user: str | None, stdin: bytes | None, out: Any = None) -> ExecResult:
         """One exec; the files written since the last one travel with it (unpacked before it runs)."""
-        half = max(1024, self.settings.output_cap_bytes // 2)
+        half = max(1024, self.spec.options.output_cap_bytes // 2)
         self._ref()
         files = self._take_files()
         return k8s_exec.run(self._factory, self.namespace, self._ref(), argv, timeout=timeout, env=env, cwd=cwd,
@@ -248,26 +254,32 @@ class K8sSandbox(Sandbox):
             raise FileNotFoundError(f"{src} does not exist")
         self._pending_archive().add_host_path(src, self._abs(dest), self.owner)
 
-    def copy_out(self, src: str, dest: Path, max_bytes: int = 256 * 1024 * 1024) -> bool:
-        return self.copy_out_report(src, dest, max_bytes) is not None
-
-    def copy_out_report(self, src: str, dest: Path, max_bytes: int = 256 * 1024 * 1024,
-                        only: Any = None) -> archive.CopyReport | None:
+    def copy_out_report(self, src: str, dest: Path, max_bytes: int | None = None, *,
+                        max_files: int | None = None, only: Any = None) -> CopyReport | None:
+        limit_bytes = self.spec.options.copy_max_bytes if max_bytes is None else max_bytes
+        limit_files = self.spec.options.copy_max_files if max_files is None else max_files
         source = self._abs(src)
         parent, name = posixpath.split(source.rstrip("/") or "/")
         script = 'p="$1"; n="$2"; [ -e "$p/$n" ] || exit 44; tar -cf - -C "$p" -- "$n"'
-        result, data = self._root(script, parent or "/", name or ".", limit=max_bytes + 64 * 1024 * 1024)
+        result, data = self._root(script, parent or "/", name or ".", limit=limit_bytes + 64 * 1024 * 1024)
         if result.exit_code == 44:
             return None
         if not result.ok:
             raise SandboxError(f"copying {source} out of pod {self.pod} failed: {result.stderr.strip()[-300:]}")
-        is_dir = _first_is_dir(data)
         chunks = iter([data])
-        if is_dir:
+        if _first_is_dir(data):
             dest.mkdir(parents=True, exist_ok=True)
-            return archive.extract_archive(chunks, name, dest, max_bytes, only=only)
+            return archive.extract_archive(chunks, name, dest, limit_bytes, limit_files, only=only)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        return archive.extract_archive(chunks, name, dest, max_bytes)
+        return archive.extract_archive(chunks, name, dest, limit_bytes, limit_files)
+
+    def stop_processes(self) -> None:
+        """Kill every process in the pod but its PID 1 (the keep-alive) and this exec's own."""
+        script = ('me=$$; up=$PPID; for d in /proc/[0-9]*; do p=${d#/proc/}; '
+                  'case $p in 1|"$me"|"$up") continue ;; esac; kill -9 "$p" 2>/dev/null; done; true')
+        result, _ = self._root(script, timeout=60)
+        if not result.ok:
+            raise SandboxError(f"could not stop the processes of pod {self.pod}: {result.stderr.strip()[-300:]}")
 
 
 def _first_is_dir(data: bytes) -> bool:

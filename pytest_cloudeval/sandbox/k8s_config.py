@@ -114,7 +114,15 @@ def resolve_config(config: pytest.Config) -> K8sConfig:
                      runtime_class=v["k8s_runtime_class"])
 
 
-def config_of(settings: Any) -> K8sConfig:
+def use(section: K8sConfig | Mapping[str, Any] | None) -> None:
+    """Make ``section`` this process's Kubernetes settings (sandboxes get a spec, not Settings)."""
+    if section is None:
+        _STASH.pop("k8s", None)
+    else:
+        _STASH["k8s"] = section.to_dict() if isinstance(section, K8sConfig) else dict(section)
+
+
+def config_of(settings: Any = None) -> K8sConfig:
     section = getattr(settings, "k8s", None)
     if isinstance(section, K8sConfig):
         return section
@@ -131,7 +139,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_cmdline_main(config: pytest.Config) -> Generator[None, None, None]:
-    if config.getoption("cloudeval_cleanup", default=False):
+    named = config.getoption("cloudeval_sandbox", default=None) or os.environ.get("CLOUDEVAL_SANDBOX")
+    if config.getoption("cloudeval_cleanup", default=False) and named == "k8s":
+        # A cluster is swept only when named: pytest --cleanup --sandbox=k8s [--run-id X].
         _STASH["k8s"] = resolve_config(config).to_dict()
     yield
 
@@ -139,6 +149,9 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, None, None]:
 @pytest.hookimpl
 def pytest_cloudeval_configure(session: Any) -> None:
     settings = session.settings
-    if settings.sandbox != "k8s" or session.is_worker or settings.k8s is not None:
+    if settings.sandbox != "k8s":
         return
-    session.settings = settings.replace(k8s=resolve_config(session.config))
+    if settings.k8s is None and not session.is_worker:
+        settings = settings.replace(k8s=resolve_config(session.config))
+        session.settings = settings
+    use(settings.k8s)  # what this process's sandboxes (and the end-of-run sweep) read

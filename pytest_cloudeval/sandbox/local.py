@@ -1,7 +1,8 @@
-"""The local sandbox: a fresh temporary folder per attempt and processes with rlimits and group kills.
+"""The local sandbox: a fresh temporary folder per attempt, processes in a cgroup (or marked with a
+token) so that all of them die with the attempt, a memory limit, and group kills on timeout.
 
-It isolates files and cleans up processes, but not the network or the filesystem outside its folder;
-use ``--sandbox=docker`` for real isolation.
+It keeps processes from outliving their attempt, but isolates neither the network nor the host's
+filesystem outside its folder (see the README); use ``--sandbox=docker`` for real isolation.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..capture import CappedBuffer, pump
 from ..errors import SandboxError
-from .base import ExecResult, Sandbox
+from . import local_jail
+from .base import Capability, CopyReport, ExecResult, Sandbox, SandboxOptions, SandboxSpec
 
 
 def kill_group(pgid: int) -> None:
@@ -28,8 +31,19 @@ def kill_group(pgid: int) -> None:
         pass
 
 
-def _limits_preexec(memory_mb: int | None, cpu_s: float | None):  # type: ignore[no-untyped-def]
+def _limits_preexec(memory_mb: int | None, cpu_s: float | None,  # type: ignore[no-untyped-def]
+                    cgroups: Sequence[str] = ()):
     def apply() -> None:
+        pid = str(os.getpid()).encode()
+        for procs in cgroups:  # before exec: nothing the command starts is outside the cgroup
+            try:
+                fd = os.open(procs, os.O_WRONLY)
+                try:
+                    os.write(fd, pid)
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if memory_mb:
             size = memory_mb * 1024 * 1024
@@ -52,6 +66,7 @@ def run_process(
     cap_head: int = 256 * 1024,
     cap_tail: int = 256 * 1024,
     on_start=None,  # type: ignore[no-untyped-def]
+    cgroups: Sequence[str] = (),
 ) -> ExecResult:
     """Run argv in its own session with bounded output; kill the whole group on timeout or exit."""
     out, err = CappedBuffer(cap_head, cap_tail), CappedBuffer(cap_head, cap_tail)
@@ -65,7 +80,7 @@ def run_process(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_limits_preexec(memory_mb, None),
+            preexec_fn=_limits_preexec(memory_mb, None, cgroups),
         )
     except OSError as e:
         return ExecResult(exit_code=127, stdout="", stderr=f"cannot start {argv[0]!r}: {e}")
@@ -106,24 +121,38 @@ class LocalSandbox(Sandbox):
     """Runs commands as local processes in a fresh temporary folder removed at close."""
 
     name = "local"
-    capabilities = frozenset({"process"})
+    capabilities = Capability.PROCESS
 
-    def __init__(self, spec, settings) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(spec, settings)
+    def __init__(self, spec: SandboxSpec) -> None:
+        super().__init__(spec)
         self._root: Path | None = None
         self._groups: set[int] = set()
+        self._jail: local_jail.ProcessJail | None = None
+        self._closed = False
+
+    @classmethod
+    def session_cleanup(cls, run_id: str | None) -> None:
+        """Kill what local sandboxes of killed workers left running and remove their folders."""
+        problems = local_jail.sweep(run_id)
+        if problems:
+            raise SandboxError("; ".join(problems[:3]))
 
     def start(self) -> None:
-        base = self.settings.work_root if self.settings.work_root else None
+        options: SandboxOptions = self.spec.options
+        base = options.work_root or None
         try:
             if base:
                 Path(base).mkdir(parents=True, exist_ok=True)
             self._root = Path(tempfile.mkdtemp(prefix=f"cloudeval-{self.spec.name[:40]}-", dir=base))
         except OSError as e:
             raise SandboxError(f"cannot create a sandbox folder: {e}") from e
+        self._jail = local_jail.ProcessJail(self.spec.run_id or "run", self._root.name, self._root,
+                                            self.spec.memory_mb)
 
     @property
     def root(self) -> Path:
+        if self._closed:
+            raise SandboxError("sandbox used after close()")
         if self._root is None:
             raise SandboxError("sandbox used before start()")
         return self._root
@@ -151,22 +180,29 @@ class LocalSandbox(Sandbox):
         user: str | None = None,
     ) -> ExecResult:
         argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        jail = self._jail
+        if jail is None:
+            raise SandboxError("sandbox used before start()" if not self._closed else "sandbox used after close()")
         full_env = dict(os.environ)
         full_env.update(self.spec.env)
         if env:
             full_env.update(env)
         full_env["HOME"] = full_env.get("HOME") or str(self.root)
+        full_env[local_jail.TOKEN_VAR] = jail.token
         workdir = str(self._path(cwd)) if cwd else str(self.root)
+        cap = self.spec.options.output_cap_bytes // 2
         return run_process(
             argv,
             cwd=workdir,
             env=full_env,
             timeout=timeout,
             stdin=stdin,
-            memory_mb=self.spec.memory_mb,
-            cap_head=self.settings.output_cap_bytes // 2,
-            cap_tail=self.settings.output_cap_bytes // 2,
+            # One limit for all the sandbox's processes in its cgroup; else per process (address space).
+            memory_mb=None if jail.memory_applied else self.spec.memory_mb,
+            cap_head=cap,
+            cap_tail=cap,
             on_start=self._groups.add,
+            cgroups=jail.join_files(),
         )
 
     def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
@@ -179,29 +215,107 @@ class LocalSandbox(Sandbox):
         with open(self._path(path), "rb") as f:
             return f.read(max_bytes)
 
+    def make_dirs(self, paths: Sequence[str], mode: int = 0o755) -> None:
+        for path in paths:
+            target = self._path(path)
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+                target.chmod(mode)
+            except OSError as e:
+                raise SandboxError(f"cannot create {target}: {e}") from e
+
     def copy_in(self, src: Path, dest: str) -> None:
         target = self._path(dest)
+        if not src.exists():
+            raise FileNotFoundError(f"{src} does not exist")
         if src.is_dir():
-            shutil.copytree(src, target, dirs_exist_ok=True)
+            shutil.copytree(src, target, dirs_exist_ok=True, symlinks=True)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target)
 
-    def copy_out(self, src: str, dest: Path, max_bytes: int = 256 * 1024 * 1024) -> bool:
+    def copy_out_report(self, src: str, dest: Path, max_bytes: int | None = None, *,
+                        max_files: int | None = None,
+                        only: Callable[[str], bool] | None = None) -> CopyReport | None:
         source = self._path(src)
-        if not source.exists():
-            return False
-        if source.is_dir():
-            shutil.copytree(source, dest, dirs_exist_ok=True)
-        else:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest)
-        return True
+        if not os.path.lexists(source):
+            return None
+        limit_bytes = self.spec.options.copy_max_bytes if max_bytes is None else max_bytes
+        limit_files = self.spec.options.copy_max_files if max_files is None else max_files
+        report = CopyReport()
+        if not source.is_dir() or source.is_symlink():
+            _copy_one(source, dest, source.name, report, limit_bytes, limit_files)
+            return report
+        dest.mkdir(parents=True, exist_ok=True)
+        for folder, dirs, files in os.walk(source):  # does not follow links to folders
+            dirs.sort()
+            base = Path(folder)
+            rel_base = base.relative_to(source)
+            for name in dirs:
+                rel = (rel_base / name).as_posix()
+                if (base / name).is_symlink():
+                    report.skip(f"{rel} (not a regular file)")
+                elif only is None or only(rel):
+                    (dest / rel).mkdir(parents=True, exist_ok=True)
+            for name in sorted(files):
+                rel = (rel_base / name).as_posix()
+                if only is not None and not only(rel):
+                    continue
+                _copy_one(base / name, dest / rel, rel, report, limit_bytes, limit_files)
+        return report
 
-    def close(self) -> None:
+    def stop_processes(self) -> None:
+        jail = self._jail
+        if jail is None:
+            return
         for pgid in self._groups:
             kill_group(pgid)
         self._groups.clear()
+        if not jail.kill_all():
+            raise SandboxError(f"processes of sandbox {self.spec.name} survived SIGKILL")
+
+    def describe(self) -> dict[str, Any]:
+        jail = self._jail
+        limits: dict[str, Any] = {}
+        if self.spec.memory_mb:
+            limits["memory_mb"] = self.spec.memory_mb
+            if jail is not None:
+                limits["memory_by"] = "cgroup (all processes)" if jail.memory_applied else "RLIMIT_AS (per process)"
+        limits["network"] = "host (not isolated)"
+        return {"sandbox": "local", "root": str(self._root) if self._root else None, "workdir": str(self._root),
+                "processes": ("cgroup + environment token" if jail is not None and jail.groups
+                              else "environment token"),
+                "notes": list(jail.notes) if jail is not None else [], "limits": limits,
+                "copy_caps": {"max_files": self.spec.options.copy_max_files,
+                              "max_bytes": self.spec.options.copy_max_bytes}}
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for pgid in self._groups:
+            kill_group(pgid)
+        self._groups.clear()
+        if self._jail is not None:
+            self._jail.close()
+            self._jail = None
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
-            self._root = None
+
+
+def _copy_one(source: Path, dest: Path, rel: str, report: CopyReport, max_bytes: int, max_files: int) -> None:
+    if source.is_symlink() or not source.is_file():
+        report.skip(f"{rel} (not a regular file)")
+        return
+    size = source.stat().st_size
+    if report.files >= max_files:
+        report.skip(f"{rel} (over the {max_files}-file cap)")
+        return
+    if report.bytes + size > max_bytes:
+        report.skip(f"{rel} ({size} bytes, over the {max_bytes}-byte cap)")
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, dest)
+    os.chmod(dest, source.stat().st_mode & 0o755 | 0o600)
+    report.files += 1
+    report.bytes += size

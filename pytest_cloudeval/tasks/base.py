@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..model import AgentOutput, Judgement, Task
+from ..sandbox.base import Capability
 
 if TYPE_CHECKING:
     from ..sandbox.base import Sandbox
@@ -38,8 +39,8 @@ class TaskFormat(ABC):
     """One benchmark format. Methods other than ``load_benchmark`` run where the task runs."""
 
     name: ClassVar[str]
-    requires: ClassVar[frozenset[str]] = frozenset()
-    """Sandbox capabilities the format needs (e.g. ``container``); missing ones skip the task."""
+    requires: ClassVar[Capability] = Capability.NONE
+    """Sandbox capabilities the format needs (e.g. ``Capability.CONTAINER``); missing ones skip the task."""
 
     @abstractmethod
     def load_benchmark(self, root: Path, spec: Mapping[str, Any], benchmark: str) -> list[Task | BrokenTask]:
@@ -48,10 +49,6 @@ class TaskFormat(ABC):
         Raises BenchmarkError when the benchmark as a whole is unreadable; a single bad task is
         returned as a BrokenTask so the others still run.
         """
-
-    def image(self, task: Task, settings: Settings) -> str | None:
-        """The container image for ``task`` (building it if needed), or None for the sandbox default."""
-        return None
 
     def prepare(self, task: Task, sandbox: Sandbox, settings: Settings) -> None:
         """Put what the agent needs into the sandbox before it starts."""

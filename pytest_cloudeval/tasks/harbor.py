@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BenchmarkError
-from ..model import AgentOutput, Judgement, Limits, Task
+from ..model import AgentOutput, Judgement, Limits, Task, TaskEnvironment
 from ..results import is_safe_name
-from ..sandbox.base import Sandbox
+from ..sandbox.base import Capability, Sandbox
 from ..settings import Settings
 from .base import BrokenTask, TaskFormat, marker_name
 
@@ -93,8 +93,9 @@ def load_task_dir(path: Path, benchmark: str) -> Task | BrokenTask:
         image = env_t.get("docker_image")
         if image is not None and (not isinstance(image, str) or not image.strip()):
             raise ValueError(f"[environment] docker_image must be an image name, got {image!r}")
-        workdir = env_t.get("workdir", "/app")
-        if not isinstance(workdir, str) or not workdir.startswith("/"):
+        # Without a workdir, Harbor uses the image's WORKDIR (the sandbox reads it from the image).
+        workdir = env_t.get("workdir")
+        if workdir is not None and (not isinstance(workdir, str) or not workdir.startswith("/")):
             raise ValueError(f"[environment] workdir must be an absolute path, got {workdir!r}")
         env = _env_table(env_t, "environment")
         verifier_env = _env_table(verifier_t, "verifier")
@@ -142,6 +143,9 @@ def load_task_dir(path: Path, benchmark: str) -> Task | BrokenTask:
                       cpus=float(cpus), memory_mb=int(memory_mb),
                       storage_mb=int(storage_mb) if storage_mb else None, allow_internet=allow_internet),
         markers=tuple(dict.fromkeys(markers)),
+        environment=TaskEnvironment(image=image, build_context=path / "environment"
+                                    if (path / "environment" / "Dockerfile").is_file() else None,
+                                    workdir=workdir, env=env),
         private={"dir": str(path), "image": image, "workdir": workdir, "env": env,
                  "verifier_env": verifier_env, "verifier_user": verifier_user},
     )
@@ -149,7 +153,7 @@ def load_task_dir(path: Path, benchmark: str) -> Task | BrokenTask:
 
 class HarborFormat(TaskFormat):
     name = "harbor"
-    requires = frozenset({"container"})
+    requires = Capability.CONTAINER
 
     def load_benchmark(self, root: Path, spec: Mapping[str, Any], benchmark: str) -> list[Task | BrokenTask]:
         tasks_dir = root / str(spec.get("tasks_dir", "."))
@@ -159,11 +163,6 @@ class HarborFormat(TaskFormat):
         if not folders:
             raise BenchmarkError(root / "benchmark.toml", "no task folders (with a task.toml) found")
         return [load_task_dir(p, benchmark) for p in folders]
-
-    def image(self, task: Task, settings: Settings) -> str | None:
-        from . import harbor_exec
-
-        return harbor_exec.ensure_image(task, settings)
 
     def prepare(self, task: Task, sandbox: Sandbox, settings: Settings) -> None:
         from . import harbor_exec

@@ -1,24 +1,18 @@
 """Running Harbor tasks in a container sandbox: the task's image, the oracle, the verifier, the logs.
 
-Called by :class:`~pytest_cloudeval.tasks.harbor.HarborFormat`. Images are built from
-``environment/`` once per content hash (``cloudeval-task/<task>:<hash12>``) and reused across
-tasks, workers and runs; nothing is pulled. The verifier's reward decides: pass means
-``reward >= --pass-threshold``; a verifier that leaves no readable reward is an *error*.
+Called by :class:`~pytest_cloudeval.tasks.harbor.HarborFormat`. The task's image (prebuilt, pulled
+or built from ``environment/``) is the sandbox's business (``Task.environment``). The verifier's
+reward decides: pass means ``reward >= --pass-threshold``; a verifier that leaves no readable reward
+is an *error*. Nothing the agent started runs during verification (the runner stops its processes)
+and the verifier's output folder is made fresh, as root, after the agent phase.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import json
 import math
-import os
-import re
-import stat
-import tempfile
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,162 +20,59 @@ from ..agents.base import AgentFailure
 from ..errors import BenchmarkError, SandboxError, VerifierError
 from ..model import AgentOutput, Judgement, Task
 from ..results import atomic_write_bytes, atomic_write_json
-from ..sandbox.base import ExecResult, Sandbox
+from ..sandbox.base import CopyReport, ExecResult, Sandbox
 from ..settings import Settings
 
 LOG_DIRS = ("/logs/agent", "/logs/verifier", "/logs/artifacts")
+AGENT_DIRS = ("/logs/agent", "/logs/artifacts")
+"""Writable by the agent; /logs/verifier is made only after the agent phase, for the verifier alone."""
+VERIFIER_DIR = "/logs/verifier"
 LOGS_CAP_BYTES = 64 * 1024 * 1024
 """At most this much of /logs comes back into the results folder (the rest is listed as left out)."""
-BUILD_LOG_TAIL = 40
-IMAGE_REPO = "cloudeval-task"
-HASH_LABEL = "cloudeval.env-hash"
 
-_images: dict[str, str] = {}
-"""Task folder -> image, per process: a task's image is checked once per worker."""
 _collected: weakref.WeakSet[Sandbox] = weakref.WeakSet()
 """Sandboxes whose logs were brought back already."""
-
-
-# -- images ---------------------------------------------------------------------------------------
-
-
-def content_hash(folder: Path) -> str:
-    """SHA-256 of a build context: relative paths, executable bits, link targets and contents."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder).as_posix()
-        info = path.lstat()
-        if stat.S_ISLNK(info.st_mode):
-            digest.update(f"L {rel} -> {os.readlink(path)}\n".encode())
-        elif stat.S_ISDIR(info.st_mode):
-            digest.update(f"D {rel}\n".encode())
-        elif stat.S_ISREG(info.st_mode):
-            digest.update(f"F {rel} {info.st_mode & 0o111 and 1} {info.st_size}\n".encode())
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
-
-
-def repo_name(task_id: str) -> str:
-    """A Docker repository component made of a task id (lowercase, separators between alphanumerics)."""
-    name = re.sub(r"[^a-z0-9]+", "-", task_id.lower()).strip("-")
-    return name[:100] or "task"
-
-
-@contextlib.contextmanager
-def build_lock(digest: str) -> Iterator[None]:
-    """One build per environment at a time on this host (xdist workers share the engine)."""
-    path = Path(tempfile.gettempdir()) / f"cloudeval-build-{digest[:16]}.lock"
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def ensure_image(task: Task, settings: Settings) -> str:
-    """The image ``task`` runs in: its ``docker_image`` (must exist locally) or its built environment."""
-    from ..sandbox import docker_engine as engine
-
-    folder = Path(str(task.private["dir"]))
-    cached = _images.get(str(folder))
-    if cached is not None:
-        return cached
-    given = task.private.get("image")
-    if isinstance(given, str) and given:
-        engine.inspect_image(given, hint=f"task {task.task_id} names [environment] docker_image = {given!r}, "
-                                         "and images are never pulled here: build or load it first")
-        _images[str(folder)] = given
-        return given
-    env_dir = folder / "environment"
-    digest = content_hash(env_dir)
-    tag = f"{IMAGE_REPO}/{repo_name(task.task_id)}:{digest[:12]}"
-    if not _image_exists(tag):
-        with build_lock(digest):
-            if not _image_exists(tag) and not _tag_same_environment(digest, tag):
-                _build(task, env_dir, tag, digest)
-    _images[str(folder)] = tag
-    return tag
-
-
-def _image_exists(tag: str) -> bool:
-    import docker.errors
-
-    from ..sandbox import docker_engine as engine
-
-    api = engine.client()
-    try:
-        engine.with_retries(f"inspect image {tag}", lambda: api.inspect_image(tag),
-                            passthrough=(docker.errors.NotFound,))
-    except docker.errors.NotFound:
-        return False
-    return True
-
-
-def _tag_same_environment(digest: str, tag: str) -> bool:
-    """Reuse an image built from an identical environment of another task (a cheap tag)."""
-    from ..sandbox import docker_engine as engine
-
-    api = engine.client()
-    found = engine.with_retries("list images", lambda: api.images(filters={"label": f"{HASH_LABEL}={digest}"},
-                                                                  quiet=True))
-    if not found:
-        return False
-    repo, _, version = tag.rpartition(":")
-    engine.with_retries(f"tag image {tag}", lambda: api.tag(found[0], repo, version))
-    return True
-
-
-def _build(task: Task, env_dir: Path, tag: str, digest: str) -> None:
-    from ..sandbox import docker_engine as engine
-
-    api = engine.client(engine.BUILD_TIMEOUT_S)
-    lines: list[str] = []
-    try:
-        stream = api.build(path=str(env_dir), tag=tag, rm=True, forcerm=True, pull=False, decode=True,
-                           # Containers inherit image labels: none that the sweeps select on.
-                           labels={HASH_LABEL: digest, "cloudeval.built-for": task.task_id[:60]})
-        error = None
-        for chunk in stream:
-            text = chunk.get("stream") or chunk.get("status") or ""
-            if text:
-                lines.extend(text.rstrip("\n").splitlines())
-                del lines[:-BUILD_LOG_TAIL]
-            if chunk.get("error"):
-                error = str(chunk["error"]).strip()
-                lines.append(error)
-    except Exception as e:  # noqa: BLE001 - engine or context trouble: an infrastructure error
-        raise SandboxError(f"task {task.task_id}: building {env_dir} failed: {engine.describe(e)}") from e
-    if error is not None:
-        tail = "\n".join(lines[-BUILD_LOG_TAIL:])
-        raise SandboxError(f"task {task.task_id}: docker build of {env_dir} failed: {error}\n"
-                           f"--- build log (tail) ---\n{tail}")
 
 
 # -- running --------------------------------------------------------------------------------------
 
 
 def _workdir(task: Task, sandbox: Sandbox) -> str:
-    workdir = task.private.get("workdir")
-    return workdir if isinstance(workdir, str) and workdir else sandbox.workdir
+    return task.environment.workdir or sandbox.workdir
 
 
 def prepare(task: Task, sandbox: Sandbox, settings: Settings) -> None:
-    """Create the log folders (writable by any user: agent and verifier may differ).
+    """Create the agent's log folders (writable by any user: agent and oracle may differ).
 
     The workdir is created by the engine when the container starts (its working directory), and
     the task's ``[environment] env`` reaches every command through the sandbox's environment.
     """
-    make_dirs = getattr(sandbox, "make_dirs", None)
-    if make_dirs is not None:
-        make_dirs(list(LOG_DIRS), mode=0o777)
-        return
-    quoted = " ".join(LOG_DIRS)
-    result = sandbox.exec(f"mkdir -p {quoted} && chmod 777 {quoted}", timeout=60, user="0")
+    sandbox.make_dirs(list(AGENT_DIRS), mode=0o777)
+
+
+def _fresh_verifier_dir(sandbox: Sandbox, user: str | None) -> None:
+    """/logs/verifier made anew, as root, owned by the verifier's user and writable by it alone.
+
+    Called after the agent's processes are stopped: whatever the agent put there (a reward file, a
+    link elsewhere, a folder it owns) is gone, and nothing of the agent can write there any more.
+    """
+    owner = user or ""
+    # Moved aside first (atomic), so a writer racing the removal cannot make it fail.
+    script = ('{ ! [ -e /logs/verifier ] || mv /logs/verifier "/logs/.verifier-old-$$"; } && '
+              'rm -rf "/logs/.verifier-old-$$" && mkdir -p /logs/verifier && '
+              'if [ -n "$1" ]; then chown "$1" /logs/verifier; else chown "$(id -u):$(id -g)" /logs/verifier; fi '
+              '&& chmod 755 /logs/verifier')
+    if not owner:
+        # The verifier runs as the sandbox's default user: make the folder as that user.
+        script = ('{ ! [ -e /logs/verifier ] || mv /logs/verifier "/logs/.verifier-old-$$"; } && '
+                  'rm -rf "/logs/.verifier-old-$$"')
+        result = sandbox.exec(["sh", "-c", script], timeout=60, user="0")
+        if result.ok:
+            result = sandbox.exec(["sh", "-c", "mkdir -p /logs/verifier && chmod 755 /logs/verifier"], timeout=60)
+    else:
+        result = sandbox.exec(["sh", "-c", script, "sh", owner], timeout=60, user="0")
     if not result.ok:
-        raise SandboxError(f"cannot create the log folders: {result.stderr[-500:]}")
+        raise SandboxError(f"cannot make a fresh {VERIFIER_DIR}: {(result.stderr or result.stdout)[-300:]}")
 
 
 def _output_log(title: str, result: ExecResult) -> str:
@@ -215,8 +106,10 @@ def verify(task: Task, sandbox: Sandbox, settings: Settings, task_dir: Path) -> 
     timeout = task.limits.verifier_timeout_s or 600.0
     env = {str(k): str(v) for k, v in (task.private.get("verifier_env") or {}).items()}
     user = task.private.get("verifier_user") or None
+    user = user if isinstance(user, str) else None
+    _fresh_verifier_dir(sandbox, user)
     result = sandbox.exec(["bash", "/tests/test.sh"], timeout=timeout, env=env, cwd=_workdir(task, sandbox),
-                          user=user if isinstance(user, str) else None)
+                          user=user)
     atomic_write_bytes(task_dir / "logs" / "verifier" / "test-output.txt",
                        _output_log("tests/test.sh", result).encode())
     if result.timed_out:
@@ -224,14 +117,15 @@ def verify(task: Task, sandbox: Sandbox, settings: Settings, task_dir: Path) -> 
                          f"tests/test.sh did not finish within {timeout:g} s ([verifier] timeout_sec)")
     # Nothing runs in the container after the verifier: bring the logs back now and read the
     # reward from that copy (one engine call instead of two or three).
-    left_out = _collect(task, sandbox, settings, task_dir)
+    copied_logs = _collect(task, sandbox, settings, task_dir)
+    complete = copied_logs is not None and copied_logs.skipped_count == 0 and not copied_logs.stopped_early
     copied = task_dir / "logs" / "verifier"
 
     def read(name: str) -> bytes:
         try:
             return (copied / name).read_bytes()
         except FileNotFoundError:
-            if left_out == []:
+            if complete:
                 raise  # the copy is complete: the verifier did not write it
             return sandbox.read_file(f"/logs/verifier/{name}", max_bytes=1024 * 1024)  # maybe over the cap
 
@@ -244,6 +138,9 @@ def verify(task: Task, sandbox: Sandbox, settings: Settings, task_dir: Path) -> 
         message += "; " + ", ".join(f"{k}={_show(v)}" for k, v in list(others.items())[:12])
     if result.exit_code not in (0, None):
         message += f"; test.sh exited {result.exit_code}"
+    if copied_logs is not None and copied_logs.skipped_count:
+        message += f"; {copied_logs.skipped_count} file(s) of /logs left out (logs/LEFT_OUT.txt)"
+        metrics = dict(metrics) | {"logs_left_out": copied_logs.skipped_count}
     return Judgement(passed, reward, f"REWARD {reward:g}", message,
                      report={"reward": reward, "metrics": metrics, "source": source,
                              "verifier_exit_code": result.exit_code},
@@ -306,28 +203,20 @@ def collect_logs(task: Task, sandbox: Sandbox, settings: Settings, task_dir: Pat
     _collect(task, sandbox, settings, task_dir)
 
 
-def _collect(task: Task, sandbox: Sandbox, settings: Settings, task_dir: Path) -> list[str] | None:
-    """``collect_logs``, returning what was left out (None: not known, e.g. another sandbox kind)."""
-    describe = getattr(sandbox, "describe", None)
-    if describe is not None:
-        atomic_write_json(task_dir / "sandbox.json", describe())
-    if getattr(sandbox, "container_id", "") is None or sandbox in _collected:
-        return None  # the container never came up, or verify() collected already
+def _collect(task: Task, sandbox: Sandbox, settings: Settings, task_dir: Path) -> CopyReport | None:
+    """``collect_logs``, returning its report (None: collected already, or no /logs)."""
+    if sandbox in _collected:
+        return None  # verify() collected already
     _collected.add(sandbox)
     dest = task_dir / "logs"
-    left_out: list[str] | None = None
-    report_copy = getattr(sandbox, "copy_out_report", None)
-    if report_copy is not None:
-        wanted = {d.rsplit("/", 1)[1] for d in LOG_DIRS}
-        report = report_copy("/logs", dest, LOGS_CAP_BYTES, only=lambda rel: rel.split("/")[0] in wanted)
-        left_out = [] if report is None else list(report.skipped)
-        if report is not None and report.stopped_early:
-            left_out.append(f"(stopped reading after the {LOGS_CAP_BYTES}-byte cap: later files not listed)")
-    else:
-        for folder in LOG_DIRS:
-            sandbox.copy_out(folder, dest / folder.rsplit("/", 1)[1], LOGS_CAP_BYTES)
+    wanted = {d.rsplit("/", 1)[1] for d in LOG_DIRS}
+    # The file cap is the sandbox's (--copy-max-files); bytes are capped lower for logs.
+    report = sandbox.copy_out_report("/logs", dest, LOGS_CAP_BYTES, only=lambda rel: rel.split("/")[0] in wanted)
+    left_out = [] if report is None else report.left_out()
+    if report is not None:
+        atomic_write_json(task_dir / "copy.json", report.to_dict() | {"max_bytes": LOGS_CAP_BYTES})
     if left_out:
         atomic_write_bytes(dest / "LEFT_OUT.txt",
-                           ("Files of /logs not copied back (size cap or not regular files):\n"
+                           ("Files of /logs not copied back (size or file-count cap, or not regular files):\n"
                             + "\n".join(left_out) + "\n").encode())
-    return left_out
+    return report

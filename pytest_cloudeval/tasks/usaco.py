@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -152,11 +153,11 @@ class UsacoFormat(TaskFormat):
         time_limit = (task.limits.time_limit_s or 2.0) * settings.limit_multiplier
         memory_mb = int((task.limits.test_memory_mb or 256) * settings.limit_multiplier)
         tests = [(Path(i), Path(o)) for i, o in task.private["tests"]]
+        # The judge runs as a command of the sandbox, local or not: whatever the submission starts
+        # (setsid daemons included) is the sandbox's, and dies with it.
         if sandbox.host_root is not None:
-            workdir = sandbox.host_root / ".judge"
-            workdir.mkdir(parents=True, exist_ok=True)
-            report = judge_mod.judge_submission(source, tests, time_limit_s=time_limit, memory_mb=memory_mb,
-                                                workdir=workdir)
+            report = self._judge_in_sandbox(source, tests, time_limit, memory_mb, sandbox,
+                                            base=str(sandbox.host_root / ".judge"), python=sys.executable)
         else:
             report = self._judge_in_sandbox(source, tests, time_limit, memory_mb, sandbox)
         atomic_write_json(task_dir / "judge.json", report)
@@ -173,9 +174,9 @@ class UsacoFormat(TaskFormat):
                                   "time_limit_s": time_limit, "memory_mb": memory_mb})
 
     def _judge_in_sandbox(self, source: str, tests: list[tuple[Path, Path]], time_limit: float,
-                          memory_mb: int, sandbox: Sandbox) -> dict[str, Any]:
-        """Run the same judge module inside the sandbox, so verdicts match the local sandbox's."""
-        base = "/tmp/cloudeval-judge"
+                          memory_mb: int, sandbox: Sandbox, base: str = "/tmp/cloudeval-judge",
+                          python: str = "python3") -> dict[str, Any]:
+        """Run the judge module as a sandbox command, so verdicts are the same in every sandbox."""
         sandbox.write_file(f"{base}/usaco_judge.py", Path(judge_mod.__file__).read_bytes())
         sandbox.write_file(f"{base}/submission_src.py", source)
         remote_tests = []
@@ -185,11 +186,12 @@ class UsacoFormat(TaskFormat):
             remote_tests.append([f"{base}/tests/{n}.in", f"{base}/tests/{n}.out"])
         spec = {"source_path": f"{base}/submission_src.py", "tests": remote_tests,
                 "time_limit_s": time_limit, "memory_mb": memory_mb, "workdir": f"{base}/run",
-                "python": "python3"}
+                "python": python}
         sandbox.write_file(f"{base}/spec.json", json.dumps(spec))
         budget = len(tests) * (time_limit + 5) + 30
         result = sandbox.exec(
-            f"mkdir -p {base}/run && python3 {base}/usaco_judge.py {shlex.quote(base + '/spec.json')}",
+            f"mkdir -p {shlex.quote(base)}/run && {shlex.quote(python)} {shlex.quote(base + '/usaco_judge.py')} "
+            f"{shlex.quote(base + '/spec.json')}",
             timeout=budget)
         if not result.ok:
             raise VerifierError(f"the judge failed in the sandbox (exit {result.exit_code}, "
