@@ -1,19 +1,42 @@
-"""``pytest --cleanup``: remove every sandbox and cloud worker this plugin labeled, for killed runs."""
+"""``pytest --cleanup``: remove every sandbox and cloud worker this plugin labeled, for killed runs.
+
+Scoped to one run whenever a run id is given from any source (``--run-id``, ``CLOUDEVAL_RUN_ID``, the
+``cloudeval_run_id`` ini key, ``--resume``): other runs may be going on on the same engine or project.
+Only a command with no run id at all sweeps every cloudeval sandbox.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
 
 from .errors import CloudEvalError
-from .settings import settings_from_config
+from .options import resolve
+from .settings import CORE_OPTIONS, settings_from_config
+
+
+def cleanup_run_id(config: pytest.Config) -> str | None:
+    """The run id the user named (CLI > environment > ini, or ``--resume``), None if none was named.
+
+    ``Settings.run_id`` cannot be used: it is a fresh id when none is given, which would sweep nothing.
+    """
+    options = {opt.dest: opt for opt in CORE_OPTIONS}
+    env = dict(os.environ)
+    resume = resolve(config, options["cloudeval_resume"], env)
+    run_id = resolve(config, options["cloudeval_run_id"], env)
+    if resume and run_id and resume != run_id:
+        raise pytest.UsageError(f"--cleanup: --resume {resume} and run id {run_id} disagree: give one")
+    return resume or run_id or None
 
 
 def cleanup_all(config: pytest.Config) -> int:
     """Sweep every registered sandbox kind and cloud backend; report what failed; exit code."""
     config.pluginmanager.hook.pytest_cloudeval_sandboxes  # noqa: B018 - hooks are registered by now
     settings = settings_from_config(config)
+    run_id = cleanup_run_id(config)
+    print(f"cloudeval --cleanup: run {run_id}" if run_id else "cloudeval --cleanup: every run (no run id given)")
     failures: list[str] = []
     loaders: dict[str, Any] = {}
     for batch in config.hook.pytest_cloudeval_sandboxes():
@@ -25,8 +48,8 @@ def cleanup_all(config: pytest.Config) -> int:
         except ImportError:
             continue  # its SDK is not installed, so it cannot have left anything behind from here
         try:
-            # With --run-id, only that run's sandboxes (other runs may be going on, e.g. in CI).
-            cls.session_cleanup(config.getoption("cloudeval_run_id", default=None))
+            # With a run id, only that run's sandboxes (other runs may be going on, e.g. in CI).
+            cls.session_cleanup(run_id)
             print(f"cloudeval --cleanup: {name} sandboxes swept")
         except CloudEvalError as e:
             failures.append(f"{name}: {e}")

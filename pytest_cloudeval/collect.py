@@ -1,24 +1,23 @@
-"""Collection: ``benchmark.toml`` (and lone Harbor ``task.toml``) files become one item per task and repeat.
+"""Collection: ``benchmark.toml`` files and lone task folders (any registered format) become one
+item per task and repeat.
 
-Deterministic and offline, so every xdist worker collects the same items in the same order.
+Deterministic and offline, so every xdist worker collects the same items in the same order. Which
+folders are benchmark or task roots, and why pytest never walks below them, is ``layout.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from .errors import BenchmarkError
 from .model import Task
 from .results import is_safe_name
-from .tasks.base import BrokenTask
-from .tasks.harbor import load_task_dir, read_toml
-
-if TYPE_CHECKING:
-    from .session import CloudEvalSession
+from .session import SESSION_KEY, CloudEvalSession
+from .tasks.base import BrokenTask, TaskFormat, read_toml
 
 
 class TaskFailed(Exception):
@@ -30,8 +29,6 @@ class TaskErrored(Exception):
 
 
 def _session(config: pytest.Config) -> CloudEvalSession:
-    from .session import SESSION_KEY
-
     return config.stash[SESSION_KEY]
 
 
@@ -71,24 +68,47 @@ class BenchmarkFile(_TaskSource):
         return self.path, None, self.name
 
 
-class HarborTaskFile(_TaskSource):
-    """A lone Harbor ``task.toml`` (not under a ``benchmark.toml``): one task, benchmark = its parent folder."""
+class TaskFile(_TaskSource):
+    """A lone task folder's defining file (e.g. Harbor's ``task.toml`` with no ``benchmark.toml`` above):
+    one task, benchmark = the folder's parent's name."""
+
+    def __init__(self, *, fmt: TaskFormat, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fmt = fmt
 
     def collect(self) -> Iterator[pytest.Item]:
         session = _session(self.config)
-        task_dir = self.path.parent
-        parent = session.settings.local_name(task_dir.parent)
-        benchmark = parent if is_safe_name(parent) else "harbor"
-        yield from make_items(self, [load_task_dir(task_dir, benchmark)], session)
+        parent_name = session.settings.local_name(self.path.parent.parent)
+        benchmark = parent_name if is_safe_name(parent_name) else self.fmt.name
+        yield from make_items(self, [self.fmt.load_task(self.path, benchmark)], session)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
+
+
+def _unique(tasks: list[Task | BrokenTask]) -> list[Task | BrokenTask]:
+    """A repeated id makes the repeats errors (with unique names), never drops the benchmark."""
+    seen: set[str] = set()
+    out: list[Task | BrokenTask] = []
+    for task in tasks:
+        if task.task_id not in seen:
+            seen.add(task.task_id)
+            out.append(task)
+            continue
+        n = 2
+        while f"{task.task_id}-dup{n}" in seen:
+            n += 1
+        new_id = f"{task.task_id}-dup{n}"
+        seen.add(new_id)
+        message = task.message if isinstance(task, BrokenTask) else f"task id {task.task_id!r} appears twice"
+        out.append(BrokenTask(task.benchmark, new_id, task.source, message))
+    return out
 
 
 def make_items(parent: pytest.File, tasks: list[Task | BrokenTask], session: CloudEvalSession) -> Iterator[pytest.Item]:
-    seen: set[str] = set()
     repeats = session.settings.repeat
-    for task in tasks:
-        if task.task_id in seen:
-            raise BenchmarkError(task.source, f"task id {task.task_id!r} appears twice")
-        seen.add(task.task_id)
+    decorators: dict[str, pytest.MarkDecorator] = {}
+    for task in _unique(tasks):
         for repeat in range(1, repeats + 1):
             name = task.task_id if repeats == 1 else f"{task.task_id}[r{repeat}]"
             if isinstance(task, BrokenTask):
@@ -96,8 +116,11 @@ def make_items(parent: pytest.File, tasks: list[Task | BrokenTask], session: Clo
                 continue
             item = TaskItem.from_parent(parent, name=name, task=task, repeat=repeat)
             for marker in task.markers:
-                session.register_marker(marker)
-                item.add_marker(marker)
+                decorator = decorators.get(marker)
+                if decorator is None:
+                    session.register_marker(marker)
+                    decorator = decorators[marker] = getattr(pytest.mark, marker)
+                item.add_marker(decorator)
             yield item
 
 
@@ -138,7 +161,7 @@ class TaskItem(_BaseItem):
 
     def setup(self) -> None:
         session = _session(self.config)
-        result = session.run_item(self)
+        result = session.run_item(self.task, self.repeat, self.nodeid)
         self.record(result)
         if result["outcome"] == "error":
             raise TaskErrored(result.get("message") or result.get("error") or "error")
@@ -159,8 +182,10 @@ class BrokenTaskItem(_BaseItem):
 
     def setup(self) -> None:
         session = _session(self.config)
-        result = session.record_broken(self)
+        result = session.record_broken(self.broken, self.repeat, self.nodeid)
         self.record(result)
+        if result["outcome"] == "skipped":
+            pytest.skip(result["message"])
         raise TaskErrored(result["message"])
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

@@ -51,7 +51,9 @@ class TaskEnvironment:
     workdir: str | None = None
     """Where agents work; None means the image's own WORKDIR (Harbor's rule)."""
     env: Mapping[str, str] = field(default_factory=dict)
-    """Task variables every command in the sandbox gets (templates already expanded)."""
+    """Task variables every command in the sandbox gets. Values may be ``${VAR}`` / ``${VAR:-default}``
+    templates (Harbor's syntax): the runner resolves them where the task runs, against the variables
+    the user passed (``--secrets-env``/``--pass-env``), never the host's whole environment."""
     agent_user: str | None = None
     """The user agents run as (None: the image's default user)."""
 
@@ -73,8 +75,9 @@ class Task:
     limits: Limits = field(default_factory=Limits)
     environment: TaskEnvironment = field(default_factory=TaskEnvironment)
     markers: tuple[str, ...] = ()
-    private: Mapping[str, Any] = field(default_factory=dict, compare=False)
-    """Format-specific data the agent must not see (ground truth, hidden tests, folders)."""
+    private: Any = field(default=None, compare=False)
+    """Format-specific data the agent must not see (ground truth, hidden tests, folders): a frozen
+    dataclass of the format's own (e.g. ``HarborData``, ``UsacoData``), read only by that format."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ the source of the bad value. Backends declare their own tables (``backends/gce/o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,22 +76,43 @@ def resolve(config: pytest.Config, opt: Option, environ: dict[str, str]) -> Any:
         if opt.action == "append":
             return [opt.type(v) for v in value]
         return opt.type(value)
-    except (TypeError, ValueError) as e:
-        raise pytest.UsageError(f"{source}: invalid value {value!r}: {e}") from e
+    except (TypeError, ValueError, OverflowError) as e:
+        raise pytest.UsageError(f"{source}: invalid value {str(value)[:80]!r}: {str(e)[:200]}") from e
+
+
+MAX_NUMBER = 1e12
+"""No option means anything above this (seconds, bytes, counts): larger is a typo, refused by name."""
 
 
 def positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise ValueError("must be a number greater than 0")
+    if not math.isfinite(value) or not value > 0 or value > MAX_NUMBER:
+        raise ValueError(f"must be a number greater than 0 (finite, at most {MAX_NUMBER:g})")
+    return value
+
+
+def finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+        raise ValueError("must be a finite number")
     return value
 
 
 def positive_int(text: str) -> int:
     value = int(text)
-    if value < 1:
-        raise ValueError("must be a whole number of at least 1")
+    if value < 1 or value > MAX_NUMBER:
+        raise ValueError(f"must be a whole number of at least 1 and at most {MAX_NUMBER:g}")
     return value
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(f"must be a whole number of at least {low} and at most {high}")
+        return value
+
+    return convert
 
 
 def non_negative_int(text: str) -> int:
@@ -106,7 +128,10 @@ def byte_size(text: str) -> int:
     mult = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}.get(t[-1:], 1)
     if mult != 1:
         t = t[:-1]
-    value = int(float(t) * mult)
+    number = float(t) * mult
+    if not math.isfinite(number) or number > 2 ** 62:
+        raise ValueError("must be a finite size")
+    value = int(number)
     if value < 1:
         raise ValueError("must be at least 1 byte")
     return value

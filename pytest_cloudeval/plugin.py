@@ -17,23 +17,28 @@ from typing import Any
 import pytest
 
 from . import hookspecs
-from .collect import BenchmarkFile, HarborTaskFile, TaskErrored, TaskFailed, _BaseItem
+from .collect import BenchmarkFile, TaskErrored, TaskFailed, TaskFile, _BaseItem
 from .crash import forget_junit_testcase, give_up, requeue
 from .errors import AgentSpecError
+from .interrupts import InterruptGuard
+from .layout import Roots, guard_conftests, is_results_dir, make_data_root
 from .options import add_options
+from .redact import STRUCTURED_FIELDS
 from .report import format_summary, summarize
-from .results import atomic_write_json, finished_results, pack_task_dir, unpack_task_dir
+from .results import (
+    atomic_write_json,
+    finished_results,
+    pack_task_dir,
+    remove_temporaries,
+    run_results,
+    unpack_task_dir,
+)
 from .session import SESSION_KEY, CloudEvalSession
 from .settings import CORE_OPTIONS, Settings, settings_from_config
 
-BUILTIN_MARKERS = {
-    "usaco": "USACO-format benchmark tasks",
-    "harbor": "Harbor-format benchmark tasks",
-    "bronze": "USACO bronze problems",
-    "silver": "USACO silver problems",
-    "gold": "USACO gold problems",
-    "platinum": "USACO platinum problems",
-}
+ROOTS_KEY = pytest.StashKey[Roots]()
+GUARD_KEY = pytest.StashKey[InterruptGuard]()
+PYTEST_SESSION_KEY = pytest.StashKey[pytest.Session]()
 
 
 # Subsystems that hook into the run; each imports its cloud SDK lazily, only when used.
@@ -73,9 +78,31 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     return cleanup_all(config)
 
 
+def _roots(config: pytest.Config) -> Roots:
+    """Which folders are data (benchmark, task or results roots); formats say which are theirs."""
+    if ROOTS_KEY not in config.stash:
+        early: list[Any] = []
+
+        def formats() -> list[Any]:
+            state = config.stash.get(SESSION_KEY, None)
+            if state is not None:
+                return list(state.formats().values())
+            if not early:  # before configure: the formats of installed plugins
+                early.extend(f for batch in config.hook.pytest_cloudeval_task_formats() for f in batch or [])
+            return early
+
+        config.stash[ROOTS_KEY] = Roots(formats)
+    return config.stash[ROOTS_KEY]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    # pytest imports conftests of the command-line folders (and their test* subfolders) before any
+    # collection hook runs: a task folder's tests/conftest.py must not be among them (layout.py).
+    guard_conftests(early_config.pluginmanager, _roots(early_config))
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    for name, text in BUILTIN_MARKERS.items():
-        config.addinivalue_line("markers", f"{name}: {text}")
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and "cloudeval_settings" in workerinput:
         settings = Settings.from_dict(workerinput["cloudeval_settings"])
@@ -84,6 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = settings_from_config(config)
         resume = {}
         if settings.resuming:
+            remove_temporaries(settings.run_dir)  # half-written files of the killed run
             resume = finished_results(settings.run_dir)
             if not resume and not settings.run_dir.is_dir() and not settings.artifacts_url:
                 raise pytest.UsageError(f"--resume {settings.run_id}: no such run in {settings.results_dir}")
@@ -92,9 +120,18 @@ def pytest_configure(config: pytest.Config) -> None:
             signal.signal(signal.SIGTERM, signal.default_int_handler)
     session = CloudEvalSession(config, settings, resume)
     config.stash[SESSION_KEY] = session
+    for fmt in session.formats().values():
+        for name, text in fmt.markers.items():
+            config.addinivalue_line("markers", f"{name}: {text}")
     config.pluginmanager.register(ReportHooks(session), "cloudeval-reports")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session), "cloudeval-xdist")
+    if not session.is_worker and not config.option.collectonly and settings.agent:
+        # An agent run: Ctrl+C/SIGTERM stop it once, later ones do not break the teardown that
+        # removes sandboxes and writes run.json (interrupts.py). Plain test suites keep Python's way.
+        guard = InterruptGuard()
+        if guard.install():
+            config.stash[GUARD_KEY] = guard
     if not session.is_worker and not config.option.collectonly:
         session.sandbox_cls()  # an unknown sandbox or a missing SDK is a usage error, before any task
         if settings.agent:
@@ -140,12 +177,25 @@ class XdistHooks:
         return None
 
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.name == "benchmark.toml":
-        return BenchmarkFile.from_parent(parent, path=file_path)
-    if (file_path.name == "task.toml" and (file_path.parent / "instruction.md").exists()
-            and not (file_path.parent.parent / "benchmark.toml").exists()):
-        return HarborTaskFile.from_parent(parent, path=file_path)
+@pytest.hookimpl(tryfirst=True)
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """A benchmark, task or results root becomes one collector that never walks the folder."""
+    kind, source, fmt = _roots(parent.config).classify(path)
+    if kind == "benchmark":
+        return make_data_root(parent, path, source, lambda root, src: BenchmarkFile.from_parent(root, path=src))
+    if kind == "task":
+        return make_data_root(parent, path, source,
+                              lambda root, src: TaskFile.from_parent(root, path=src, fmt=fmt))
+    if kind == "results":
+        return make_data_root(parent, path, None, None)
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # Results folders hold files agents wrote (conftest.py, test_*.py among them): never collected.
+    if is_results_dir(collection_path):
+        return True
     return None
 
 
@@ -189,6 +239,16 @@ class ReportHooks:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session.started = time.time()
+        self.session.config.stash[PYTEST_SESSION_KEY] = session
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        try:
+            return (yield)
+        finally:
+            guard = session.config.stash.get(GUARD_KEY, None)
+            if guard is not None:
+                guard.teardown = True  # from here on a signal must not break the teardown
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "cloudeval_result", None)
@@ -196,7 +256,7 @@ class ReportHooks:
             self.session.results[report.nodeid] = data
             files = getattr(report, "cloudeval_files", None)
             if files and not self.session.is_worker:
-                task_dir = unpack_task_dir(self.session.settings, data, files)
+                task_dir = unpack_task_dir(self.session.settings, data, files, self.session.redactor)
                 if task_dir is not None:
                     # The remote worker does not upload (no store credentials on VMs); the
                     # controller takes over as soon as the folder has arrived.
@@ -220,15 +280,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is None or state.is_worker:
         return
     try:
-        if state.results:
-            _finish_run(session, state, exitstatus)
+        if state.results or (not session.config.option.collectonly
+                             and any(state.settings.run_dir.glob("*/*/result.json"))):
+            _finish_run(session, state, int(session.exitstatus))
     finally:
         # Also after Ctrl+C or a failing hook: whatever a crashed worker or an interrupted task left.
         _sweep_sandboxes(session, state)
 
 
 def _finish_run(session: pytest.Session, state: CloudEvalSession, exitstatus: int) -> None:
-    results = list(state.results.values())
+    # From the result files, not only the reports that reached this process: after a Ctrl+C, tasks
+    # that workers finished (or stored as interrupted) have files but no report here.
+    by_key = run_results(state.settings.run_dir, state.results, state.started)
+    results = list(by_key.values())
     summary = summarize(results)
     summary["notes"] = []
     run_dir = state.settings.run_dir
@@ -240,12 +304,12 @@ def _finish_run(session: pytest.Session, state: CloudEvalSession, exitstatus: in
         "wall_seconds": round(time.time() - state.started, 3),
         "exit_status": int(exitstatus),
         "summary": summary,
-        "tasks": {r.get("key") or nodeid: {"outcome": r.get("outcome"), "verdict": r.get("verdict"),
-                                          "score": r.get("score"), "resumed": bool(r.get("resumed"))}
-                  for nodeid, r in sorted(state.results.items())},
+        "tasks": {key: {"outcome": r.get("outcome"), "verdict": r.get("verdict"),
+                        "score": r.get("score"), "resumed": bool(r.get("resumed"))}
+                  for key, r in sorted(by_key.items())},
     }
     session.config.hook.pytest_cloudeval_run_finished(summary=run_data, run_dir=run_dir, settings=state.settings)
-    atomic_write_json(run_dir / "run.json", state.redactor.obj(run_data))
+    atomic_write_json(run_dir / "run.json", state.redactor.obj(run_data, STRUCTURED_FIELDS))
     state.summary = run_data
 
 
@@ -270,3 +334,20 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for line in lines:
         terminalreporter.write_line(state.redactor.text(line))
 
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """run.json must state the status the process really exits with: a later hook (a failed upload of
+    the run files) can still change it after run.json was written, so check it once more here."""
+    guard = config.stash.get(GUARD_KEY, None)
+    state = config.stash.get(SESSION_KEY, None)
+    session = config.stash.get(PYTEST_SESSION_KEY, None)
+    try:
+        if state is not None and not state.is_worker and state.summary is not None and session is not None:
+            final = int(session.exitstatus)
+            if state.summary.get("exit_status") != final:
+                state.summary["exit_status"] = final
+                atomic_write_json(state.settings.run_dir / "run.json",
+                                  state.redactor.obj(state.summary, STRUCTURED_FIELDS))
+    finally:
+        if guard is not None:
+            guard.restore()

@@ -18,13 +18,14 @@ from typing import Any
 from .agents.base import Agent, AgentContext, AgentFailure
 from .capture import CappedBuffer
 from .errors import BenchmarkError, InfrastructureError
+from .layout import mark_results_dir
 from .model import DEFAULT_AGENT_TIMEOUT_S, AgentOutput, Task, TaskResult
 from .redact import Redactor
-from .results import atomic_write_bytes, atomic_write_json, result_dirname
+from .results import atomic_write_bytes, atomic_write_json, redact_tree, result_dirname
 from .sandbox.base import Sandbox, SandboxSpec
 from .sandbox.config import options_from_settings
 from .settings import Settings
-from .tasks.base import TaskFormat
+from .tasks.base import TaskFormat, resolve_env
 
 METRIC_ALIASES = {
     "tokens_in": ("tokens_in", "input_tokens", "prompt_tokens"),
@@ -109,7 +110,7 @@ def sandbox_spec(att: Attempt, image: str | None = None) -> SandboxSpec:
         memory_mb=settings.memory_mb or task.limits.memory_mb or settings.default_memory_mb,
         storage_mb=task.limits.storage_mb,
         network=network,
-        env=dict(settings.secrets) | dict(task.private.get("env", {}) or {}) | dict(task.environment.env),
+        env=dict(settings.secrets) | resolve_env(task.environment.env, settings.secrets, task.source, "environment"),
         labels={"cloudeval.run": settings.run_id, "cloudeval.task": task.task_id[:60],
                 "cloudeval.benchmark": task.benchmark[:60]},
         environment=task.environment,
@@ -124,6 +125,7 @@ def run_attempt(att: Attempt) -> TaskResult:
     if task_dir.exists():  # an earlier errored or interrupted attempt: start clean
         shutil.rmtree(task_dir, ignore_errors=True)
     task_dir.mkdir(parents=True, exist_ok=True)
+    mark_results_dir(settings.run_dir)  # agent-written files below: pytest must never collect them
     result = att.new_result()
     result.started_at = utcnow()
     t0 = time.monotonic()
@@ -135,6 +137,11 @@ def run_attempt(att: Attempt) -> TaskResult:
     started = False
     try:
         missing = att.fmt.requires & ~att.sandbox_cls.capabilities
+        if task.limits.gpus and "gpu" not in att.sandbox_cls.capabilities.names():
+            result.outcome, result.verdict = "skipped", "SKIPPED"
+            result.message = (f"{task.source}: the task asks for {task.limits.gpus} GPU(s) ([environment] gpus); "
+                              f"the {settings.sandbox!r} sandbox offers none")
+            return result
         if missing:
             result.outcome, result.verdict = "skipped", "SKIPPED"
             result.message = (f"{task.format} tasks need a sandbox with {', '.join(missing.names())} "
@@ -211,8 +218,9 @@ def _record_output(output: AgentOutput, result: TaskResult, task_dir: Path, red:
     if isinstance(answer, str):
         atomic_write_bytes(task_dir / "answer.txt", red.text(answer).encode())
     elif answer is not None:
+        # Redacted before it is serialized: JSON escaping (\", \\, \u00f6) must not hide a secret.
         atomic_write_bytes(task_dir / "answer.json",
-                           red.text(json.dumps(answer, indent=2, default=str)).encode())
+                           red.text(json.dumps(red.obj(answer), indent=2, default=str)).encode())
 
 
 def _finish(result: TaskResult, t0: float, log: CappedBuffer, task_dir: Path, red: Redactor) -> None:
@@ -225,15 +233,12 @@ def _finish(result: TaskResult, t0: float, log: CappedBuffer, task_dir: Path, re
         result.error = red.text(result.error)
     try:
         atomic_write_bytes(task_dir / "agent.log", red.bytes(log.getvalue()))
-        # Files the format or sandbox copied out (logs, artifacts) are redacted in place too.
-        if red:
-            for path in task_dir.rglob("*"):
-                if path.is_file() and path.name not in ("agent.log",) and path.stat().st_size < 64 * 1024 * 1024:
-                    data = path.read_bytes()
-                    clean = red.bytes(data)
-                    if clean != data:
-                        atomic_write_bytes(path, clean)
-        atomic_write_json(task_dir / "result.json", red.obj(result.to_dict()))
+        # A safety net for files a format or sandbox wrote without redacting them on the way (names
+        # and contents, any size, streamed); what cannot be redacted is removed, never kept.
+        removed = redact_tree(task_dir, red)
+        if removed:
+            result.metrics["files_removed_unredacted"] = removed[:50]
+        atomic_write_json(task_dir / "result.json", red.result(result.to_dict()))
     except OSError as e:
         result.outcome, result.error_kind = "error", "results"
         result.error = result.message = f"cannot write results to {task_dir}: {e}"

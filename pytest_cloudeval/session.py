@@ -8,22 +8,20 @@ from __future__ import annotations
 import dataclasses
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from .agents.base import Agent
 from .errors import AgentSpecError, MissingExtraError
-from .model import TaskResult
+from .layout import mark_results_dir
+from .model import Task, TaskResult
 from .redact import Redactor
 from .results import atomic_write_json, result_dirname
 from .runner import Attempt, run_attempt
 from .sandbox.base import Sandbox
 from .settings import Settings
-from .tasks.base import TaskFormat
-
-if TYPE_CHECKING:
-    from .collect import BrokenTaskItem, TaskItem
+from .tasks.base import BrokenTask, TaskFormat
 
 SESSION_KEY = pytest.StashKey["CloudEvalSession"]()
 
@@ -94,10 +92,9 @@ class CloudEvalSession:
         host = socket.gethostname()
         return f"{wid}@{host}"
 
-    def run_item(self, item: TaskItem) -> dict[str, Any]:
-        task = item.task
+    def run_item(self, task: Task, repeat: int, nodeid: str) -> dict[str, Any]:
         settings = self.settings.replace(worker=self.worker_name())
-        key = f"{task.benchmark}/{result_dirname(task.task_id, item.repeat, settings.repeat)}"
+        key = f"{task.benchmark}/{result_dirname(task.task_id, repeat, settings.repeat)}"
         stored = self.resume.get(key)
         if stored is not None:
             kept = dict(stored)
@@ -105,32 +102,34 @@ class CloudEvalSession:
             return kept
         attempt = Attempt(task=task, fmt=self.formats()[task.format], agent=self.agent(),
                           agent_name=settings.agent or "", sandbox_cls=self.sandbox_cls(), settings=settings,
-                          redactor=self.redactor, repeat=item.repeat, nodeid=item.nodeid,
-                          attempt=self._attempt_number(item))
+                          redactor=self.redactor, repeat=repeat, nodeid=nodeid,
+                          attempt=self._attempt_number(nodeid))
         result = run_attempt(attempt)
         while attempt.lost and attempt.attempt < settings.attempts:
             # The sandbox went away under the attempt (an evicted pod...): not a verdict, run it again.
             attempt = dataclasses.replace(attempt, attempt=attempt.attempt + 1, lost=False)
             result = run_attempt(attempt)
-        data = self.redactor.obj(result.to_dict())
+        data = self.redactor.result(result.to_dict())
         self.config.hook.pytest_cloudeval_task_finished(result=data, task_dir=attempt.task_dir, settings=settings)
         return data
 
-    def _attempt_number(self, item: pytest.Item) -> int:
+    def _attempt_number(self, nodeid: str) -> int:
         attempts = getattr(self.config, "workerinput", {}).get("cloudeval_attempts", {})
-        return int(attempts.get(item.nodeid, 1))
+        return int(attempts.get(nodeid, 1))
 
-    def record_broken(self, item: BrokenTaskItem) -> dict[str, Any]:
-        broken = item.broken
+    def record_broken(self, broken: BrokenTask, repeat: int, nodeid: str) -> dict[str, Any]:
         settings = self.settings
-        dirname = result_dirname(broken.task_id, item.repeat, settings.repeat)
+        dirname = result_dirname(broken.task_id, repeat, settings.repeat)
+        text = f"{broken.source}: {broken.message}"
         result = TaskResult(task_id=broken.task_id, benchmark=broken.benchmark, agent=settings.agent or "",
-                            outcome="error", verdict="BAD_TASK", error_kind="benchmark",
-                            error=f"{broken.source}: {broken.message}",
-                            message=f"{broken.source}: {broken.message}", key=f"{broken.benchmark}/{dirname}",
-                            nodeid=item.nodeid, run_id=settings.run_id, worker=self.worker_name(),
-                            repeat=item.repeat, sandbox=settings.sandbox)
-        data = self.redactor.obj(result.to_dict())
+                            outcome="skipped" if broken.skip else "error",
+                            verdict="UNSUPPORTED" if broken.skip else "BAD_TASK",
+                            error_kind=None if broken.skip else "benchmark", error=None if broken.skip else text,
+                            message=text, key=f"{broken.benchmark}/{dirname}",
+                            nodeid=nodeid, run_id=settings.run_id, worker=self.worker_name(),
+                            repeat=repeat, sandbox=settings.sandbox)
+        data = self.redactor.result(result.to_dict())
+        mark_results_dir(Path(settings.run_dir))
         task_dir = Path(settings.run_dir) / broken.benchmark / dirname
         atomic_write_json(task_dir / "result.json", data)
         return data

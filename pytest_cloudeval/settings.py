@@ -11,6 +11,7 @@ sandboxes read only their typed view of them, ``sandbox_section`` (a ``SandboxOp
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import secrets as _secrets
@@ -24,7 +25,17 @@ import pytest
 
 from .artifacts.settings import StoreSettings
 from .backends.options import CloudSettings
-from .options import Option, byte_size, choice, positive_float, positive_int, resolve
+from .options import (
+    Option,
+    bounded_int,
+    byte_size,
+    choice,
+    finite_float,
+    positive_float,
+    positive_int,
+    resolve,
+)
+from .redact import unsafe_reason
 from .sandbox.k8s_config import K8sConfig
 
 if TYPE_CHECKING:
@@ -32,6 +43,10 @@ if TYPE_CHECKING:
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SECRET_NAME_RE = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+ENV_REDACT_MIN_CHARS = 8
+"""Secret-looking variables of the environment (not passed to agents) are redacted from this length on."""
+FLAG_VALUES = frozenset({"0", "1", "true", "false", "yes", "no", "on", "off", "none", "null"})
+"""Values of secret-looking variables that are switches, not secrets: skipped without a warning."""
 
 
 def _run_id(text: str) -> str:
@@ -43,7 +58,10 @@ def _run_id(text: str) -> str:
 def _memory_mb(text: str) -> int:
     """Accept 512 (MiB), 512m, 2g, 2GiB."""
     t = text.strip()
-    value = int(float(t)) if re.fullmatch(r"[0-9.]+", t) else byte_size(t) // 1024 ** 2
+    number = float(t) if re.fullmatch(r"[0-9]*\.?[0-9]+", t) else byte_size(t) / 1024 ** 2
+    if not math.isfinite(number) or number > 16 * 1024 ** 2:
+        raise ValueError("memory must be a finite size of at most 16 TiB")
+    value = int(number)
     if value < 4:
         raise ValueError("memory must be at least 4 MiB")
     return value
@@ -74,10 +92,10 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("--results-dir", "cloudeval_results_dir", "where results are written", default="results",
            env="CLOUDEVAL_RESULTS_DIR", ini="cloudeval_results_dir", metavar="DIR"),
     Option("--run-id", "cloudeval_run_id", "name of this run (default: a sortable timestamp)",
-           type=_run_id, env="CLOUDEVAL_RUN_ID", metavar="RUN_ID"),
+           type=_run_id, env="CLOUDEVAL_RUN_ID", ini="cloudeval_run_id", metavar="RUN_ID"),
     Option("--resume", "cloudeval_resume", "continue RUN_ID: tasks stored as passed or failed are not "
            "run again", type=_run_id, metavar="RUN_ID"),
-    Option("--repeat", "cloudeval_repeat", "run every task K times (pass@k)", type=positive_int, default=1,
+    Option("--repeat", "cloudeval_repeat", "run every task K times (pass@k)", type=bounded_int(1, 1000), default=1,
            env="CLOUDEVAL_REPEAT", ini="cloudeval_repeat", metavar="K"),
     Option("--secrets-env", "cloudeval_secrets_env", "file of KEY=VALUE secrets passed to agents, "
            "redacted from every output", env="CLOUDEVAL_SECRETS_ENV", ini="cloudeval_secrets_env",
@@ -85,7 +103,7 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("--pass-env", "cloudeval_pass_env", "environment variable passed to agents as a secret "
            "(repeatable)", action="append", metavar="NAME"),
     Option("--pass-threshold", "cloudeval_pass_threshold", "minimum reward that passes a rewarded task",
-           type=float, default=1.0, env="CLOUDEVAL_PASS_THRESHOLD", ini="cloudeval_pass_threshold",
+           type=finite_float, default=1.0, env="CLOUDEVAL_PASS_THRESHOLD", ini="cloudeval_pass_threshold",
            metavar="X"),
     Option("--cpus", "cloudeval_cpus", "CPU limit per sandbox (default: the task's)", type=positive_float,
            env="CLOUDEVAL_CPUS", ini="cloudeval_cpus", metavar="N"),
@@ -116,6 +134,10 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("--copy-max-files", "cloudeval_copy_max_files", "files copied back from a sandbox at most per "
            "task (logs, artifacts); the rest is listed as left out", type=positive_int, default=10_000,
            env="CLOUDEVAL_COPY_MAX_FILES", ini="cloudeval_copy_max_files", metavar="N"),
+    Option("--usaco-judge", "cloudeval_usaco_judge", "USACO judging semantics: hal (as HAL's judge: exec under "
+           "its guard, sys.exit is a runtime error) or script (python3 submission.py); recorded in results",
+           type=choice("hal", "script"), default="hal", env="CLOUDEVAL_USACO_JUDGE", ini="cloudeval_usaco_judge",
+           metavar="MODE"),
 )
 
 
@@ -155,7 +177,7 @@ class Settings:
     """Everything a controller or worker needs to run tasks. Secrets are kept out of ``repr``."""
 
     agent: str | None = None
-    agent_kwargs: Mapping[str, str] = field(default_factory=dict)
+    agent_kwargs: Mapping[str, Any] = field(default_factory=dict)
     sandbox: str = "local"
     sandbox_image: str = "cloudeval/runner:bookworm"
     task_timeout_s: float | None = None
@@ -195,6 +217,8 @@ class Settings:
     default_memory_mb: int = 2048
     copy_max_files: int = 10_000
     keep_agent_processes: bool = False
+    usaco_judge: str = "hal"
+    """``hal`` or ``script`` semantics of the USACO judge (see judge/usaco.py)."""
 
     @property
     def run_dir(self) -> Path:
@@ -248,27 +272,49 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
     env = dict(os.environ if environ is None else environ)
     values = {opt.dest: resolve(config, opt, env) for opt in CORE_OPTIONS}
 
-    kwargs: dict[str, str] = {}
-    for item in values["cloudeval_agent_args"] or []:
-        key, value = item.split("=", 1)
-        kwargs[key.strip()] = value
+    from .agents.args import parse_agent_args
+
+    raw_args = values["cloudeval_agent_args"] or []
+    kwargs = parse_agent_args(raw_args)  # typed as HAL types -A values
 
     secrets: dict[str, str] = {}
+    origin: dict[str, str] = {}
     secrets_file = None
     if values["cloudeval_secrets_env"]:
         path = Path(values["cloudeval_secrets_env"])
         if not path.is_absolute():
             path = Path(config.invocation_params.dir) / path
         secrets.update(parse_env_file(path))
+        origin.update((name, f"--secrets-env {path}") for name in secrets)
         secrets_file = str(path.resolve())
     for name in values["cloudeval_pass_env"] or []:
         if name not in env:
             raise pytest.UsageError(f"--pass-env {name}: no such environment variable")
         secrets[name] = env[name]
-    # Secret-looking variables of the environment are redacted too, whether or not they are passed.
-    redact = set(v for v in secrets.values() if len(v) >= 4)
-    redact |= {v for k, v in env.items() if SECRET_NAME_RE.search(k) and len(v) >= 8}
-    for value in kwargs.values():
+        origin[name] = "--pass-env"
+    # A secret given to agents must be redactable: masking a short or common value would rewrite the
+    # plugin's own records ("failed"), and leaving it unmasked would leak it. The value is never named.
+    for name, value in secrets.items():
+        reason = unsafe_reason(value) if value else None
+        if reason:
+            raise pytest.UsageError(f"{origin[name]}: secret {name} cannot be redacted safely: {reason}. "
+                                    f"Give it a longer, unguessable value, or do not pass it.")
+    redact = {v for v in secrets.values() if v}
+    # Secret-looking variables of the environment are redacted too, whether or not they are passed;
+    # those too short or common to mask safely are skipped (agents do not get them) with a warning.
+    unmasked = []
+    for name, value in sorted(env.items()):
+        if not SECRET_NAME_RE.search(name) or name in secrets or not value:
+            continue
+        if len(value) >= ENV_REDACT_MIN_CHARS and unsafe_reason(value) is None:
+            redact.add(value)
+        elif value.strip().lower() not in FLAG_VALUES:
+            unmasked.append(name)
+    if unmasked and not hasattr(config, "workerinput"):
+        config.issue_config_time_warning(pytest.PytestWarning(
+            f"cloudeval: not redacting {', '.join(unmasked)}: too short or too common to mask safely "
+            f"(they are not passed to agents; pass a secret with --secrets-env/--pass-env)"), stacklevel=2)
+    for value in (item.split("=", 1)[1] for item in raw_args):
         if value in redact:
             raise pytest.UsageError("-A: pass secrets with --secrets-env or --pass-env, not on the command line")
 
@@ -281,6 +327,9 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
     results_dir = Path(values["cloudeval_results_dir"])
     if not results_dir.is_absolute():
         results_dir = Path(config.invocation_params.dir) / results_dir
+    existing = next((d for d in (results_dir, *results_dir.parents) if d.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise pytest.UsageError(f"--results-dir {results_dir}: {existing} exists and is not a folder")
 
     sandbox = values["cloudeval_sandbox"]
     return Settings(
@@ -310,4 +359,5 @@ def settings_from_config(config: pytest.Config, environ: Mapping[str, str] | Non
         keep_agent_processes=bool(values["cloudeval_keep_agent_processes"]),
         rootdir=str(config.rootpath),
         invocation_dir=str(config.invocation_params.dir),
+        usaco_judge=values["cloudeval_usaco_judge"],
     )

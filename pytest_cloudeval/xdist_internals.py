@@ -90,6 +90,19 @@ def problems() -> list[str]:
     if not hasattr(junitxml, "xml_key") or "self.node_reporters_ordered" not in _source(junitxml.LogXML.__init__) \
             or "self.node_reporters" not in _source(junitxml.LogXML.__init__):
         found.append("pytest's junitxml.LogXML no longer keeps node_reporters / node_reporters_ordered")
+    # 7. WorkerController.setup hands every ``popen`` worker the controller's sys.path, sent after
+    #    pytest_configure_node: a transport whose popen interpreter runs elsewhere (``kubectl
+    #    exec``) has its spec marked non-popen in that hook (see ``popen_runs_elsewhere``).
+    setup = _source(workermanage.WorkerController.setup)
+    marker = "change_sys_path = _sys_path if self.gateway.spec.popen else None"
+    if marker not in setup or setup.find("pytest_configure_node") > setup.find(marker):
+        found.append("xdist.workermanage.WorkerController.setup no longer decides the worker's sys.path "
+                     "by spec.popen after pytest_configure_node")
+    # 8. NodeManager.group: the execnet group whose makegateway(spec) setup_node calls. Cloud runs
+    #    open every worker's gateway in it at once beforehand (backends/gateways.py): xdist would
+    #    open them one after another.
+    if "self.group.makegateway(spec)" not in _source(getattr(workermanage.NodeManager, "setup_node", None)):
+        found.append("xdist.workermanage.NodeManager.setup_node no longer calls self.group.makegateway(spec)")
     return [f"{p} (pytest-xdist {version}; checked against {CHECKED_XDIST})" for p in found]
 
 
@@ -135,6 +148,12 @@ def stop_worker_restarts(config: pytest.Config) -> None:
     dsession = config.pluginmanager.getplugin("dsession")
     if dsession is not None:
         dsession._max_worker_restart = 0
+
+
+def popen_runs_elsewhere(node: Any) -> None:
+    """Call from ``pytest_configure_node``: this ``popen`` worker's interpreter is on another host,
+    so it keeps its own sys.path instead of the controller's (see 7.)."""
+    node.gateway.spec.popen = False
 
 
 def junit_reporters(config: pytest.Config) -> tuple[dict[Any, Any], list[Any]] | None:

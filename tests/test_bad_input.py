@@ -47,7 +47,9 @@ def test_bad_dataset_file(pytester: pytest.Pytester, raw: bytes, message: str) -
     root = write_benchmark(pytester.path / "bench")
     (root / "dataset.json").write_bytes(raw)
     res = pytester.runpytest("bench", "--agent", "oracle")
-    res.stdout.fnmatch_lines([message])
+    assert res.ret == pytest.ExitCode.INTERRUPTED  # the benchmark is unreadable: a collection error
+    res.assert_outcomes(errors=1)  # the collection error only: no task ran
+    res.stdout.fnmatch_lines([message, "*1 error*"])
     no_internal_error(res)
 
 

@@ -33,6 +33,9 @@ class ToyTransport(Transport):
     """Hosts are this machine: every slot is a local interpreter started in the host's folder."""
 
     name = "toy-popen"
+    # Workers start from the shipped runtime in the host's folder, as on a real remote host, not
+    # from the controller's sys.path.
+    popen_runs_elsewhere = True
 
     def gateway(self, group, host, python, deadline, cancel):
         log(f"gateway {host.name}")
@@ -106,6 +109,13 @@ class ToyProvider(Provider):
         return []
 
 
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):
+        import pytest_cloudeval
+
+        log(f"worker imports {pytest_cloudeval.__file__}")
+
+
 # The registration: one line each.
 @pytest.hookimpl
 def pytest_cloudeval_backends():
@@ -137,6 +147,9 @@ def test_a_provider_and_transport_registered_from_a_conftest_run_a_benchmark(
     assert lines[0] == "provision access=[]", "the transport asked for nothing to be installed"
     assert "gateway toy-0" in lines and {"point cloudeval-w0 toy-0", "point cloudeval-w1 toy-0"} <= set(lines)
     assert lines[-1] == "teardown 1"
+    imports = [line.split(" ", 2)[2] for line in lines if line.startswith("worker imports ")]
+    assert len(imports) == 2 and all(path.startswith(str(base / "runs" / "toy-run" / "site")) for path in imports), \
+        imports
     # The code went through the bundle to the host's folder, and the tasks ran there.
     assert (base / "runs" / "toy-run" / "src" / "bench" / "benchmark.toml").is_file()
     assert len(list((base / "runs" / "toy-run" / "results" / "toy-run" / "bench").glob("*/result.json"))) == 3

@@ -451,7 +451,7 @@ def test_run_uploads_every_task_folder_and_the_run_files(pytester: pytest.Pytest
     result = run_plugin(pytester, "--agent", "oracle", "--run-id", "layout", "-n", "0", "--junitxml", "out.xml")
     assert result.ret == 1, result.stdout.str()  # p2's reference is wrong: a failed task
     objects = stored(emulator, "layout")
-    task_files = {"agent.log", "answer.txt", "judge.json", "result.json"}
+    task_files = {"agent.log", "answer.txt", "judge.json", "result.json", "sandbox.json"}
     assert set(objects) == {f"bench/{p}/{f}" for p in ("p1", "p2") for f in task_files} | {
         "run.json", "junit.xml", "summary.txt"}
     local = pytester.path / "results" / "layout"
@@ -471,7 +471,7 @@ def test_run_uploads_every_task_folder_and_the_run_files(pytester: pytest.Pytest
     cases = ET.fromstring(read(emulator, "layout", "junit.xml")).iter("testcase")
     assert sorted(c.get("name", "") for c in cases) == ["p1", "p2"]
     assert "1 passed" in read(emulator, "layout", "summary.txt").decode()
-    result.stdout.fnmatch_lines(["*uploads: 2 task folders (8 files, 0 retries) to gs://results/runs/ci/layout*"])
+    result.stdout.fnmatch_lines(["*uploads: 2 task folders (10 files, 0 retries) to gs://results/runs/ci/layout*"])
 
 
 SECRET_AGENT = '''

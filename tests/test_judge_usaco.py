@@ -29,7 +29,9 @@ def make_tests(root: Path, cases: list[tuple[str, str]], problem: str = "p") -> 
 
 
 def judge(tmp_path: Path, source: str, cases: list[tuple[str, str]], **kwargs: object) -> dict:
-    options: dict = {"time_limit_s": 0.5, "memory_mb": 256, "workdir": tmp_path / "work"}
+    # These tests drive the process machinery itself (signals, forks, exit codes): plain-script
+    # semantics. HAL's semantics are covered case by case in tests/test_judge_hal_parity.py.
+    options: dict = {"time_limit_s": 0.5, "memory_mb": 256, "workdir": tmp_path / "work", "semantics": "script"}
     options.update(kwargs)
     tests = make_tests(tmp_path, cases)
     report = judge_submission(textwrap.dedent(source), tests, **options)

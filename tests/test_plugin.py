@@ -53,7 +53,7 @@ def leaks(input, **kwargs):
 
 def kwargs_echo(input, **kwargs):
     (tid,) = input
-    ok = kwargs == {"model": "m1", "temperature": "0.5"}
+    ok = kwargs == {"model": "m1", "temperature": 0.5}  # typed as HAL types -A values
     return {tid: SOURCE if ok else "print(0)"}
 
 def counting(input, **kwargs):
@@ -110,10 +110,10 @@ def test_k_and_m_select_tasks(pytester: pytest.Pytester, bench: Path) -> None:
 def test_last_failed_reruns_only_failures(pytester: pytest.Pytester, bench: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     count = pytester.path / "count.txt"
     monkeypatch.setenv("COUNT_FILE", str(count))
-    first = pytester.runpytest("bench", "--agent", "agents.py:counting")
+    first = pytester.runpytest("bench", "--agent", "agents.py:counting", "--pass-env", "COUNT_FILE")
     first.assert_outcomes(passed=1, failed=2)
     count.write_text("")
-    again = pytester.runpytest("bench", "--agent", "agents.py:counting", "--lf")
+    again = pytester.runpytest("bench", "--agent", "agents.py:counting", "--pass-env", "COUNT_FILE", "--lf")
     again.assert_outcomes(failed=2)  # the passed task is filtered out at collection
     assert sorted(count.read_text().split()) == ["1002_silver_add", "1003_gold_add"]
 
@@ -225,7 +225,7 @@ def test_secrets_reach_agent_and_nothing_else(pytester: pytest.Pytester, bench: 
 def test_resume_skips_finished_tasks(pytester: pytest.Pytester, bench: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     count = pytester.path / "count.txt"
     monkeypatch.setenv("COUNT_FILE", str(count))
-    pytester.runpytest("bench", "--agent", "agents.py:counting", "--run-id", "r1").assert_outcomes(passed=1, failed=2)
+    pytester.runpytest("bench", "--agent", "agents.py:counting", "--pass-env", "COUNT_FILE", "--run-id", "r1").assert_outcomes(passed=1, failed=2)
     # Turn one finished task into an errored one: a resumed run must run it again, and only it.
     gold = pytester.path / "results/r1/bench/1003_gold_add/result.json"
     data = json.loads(gold.read_text())
@@ -233,7 +233,7 @@ def test_resume_skips_finished_tasks(pytester: pytest.Pytester, bench: Path, mon
     gold.write_text(json.dumps(data))
     silver_before = (pytester.path / "results/r1/bench/1002_silver_add/result.json").read_bytes()
     count.write_text("")
-    res = pytester.runpytest("bench", "--agent", "agents.py:counting", "--resume", "r1", "--junitxml=j.xml")
+    res = pytester.runpytest("bench", "--agent", "agents.py:counting", "--pass-env", "COUNT_FILE", "--resume", "r1", "--junitxml=j.xml")
     res.assert_outcomes(passed=1, failed=2)
     assert count.read_text().split() == ["1003_gold_add"]
     assert (pytester.path / "results/r1/bench/1002_silver_add/result.json").read_bytes() == silver_before

@@ -339,7 +339,7 @@ def test_artifact_file_count_is_capped_and_reported(tmp_path: Path) -> None:
     bench = write_harbor_benchmark(tmp_path / "bench", ())
     write_harbor_task(bench, "many-files", solve=(
         "echo done > /app/out.txt\nmkdir -p /logs/artifacts/many && cd /logs/artifacts/many && "
-        "seq -f f%g.txt 1 50000 | xargs touch\n"))
+        "seq -f f%g.txt 1 50000 | xargs touch\n"), agent_timeout=600)
     (tmp_path / "pytest.ini").write_text("[pytest]\ncloudeval_copy_max_files = 5\n")  # the CLI wins over ini
     run_id = new_run_id("files")
     res = run_pytest(tmp_path, "bench", "--sandbox=docker", "--agent", "oracle", "--run-id", run_id,
@@ -357,3 +357,28 @@ def test_artifact_file_count_is_capped_and_reported(tmp_path: Path) -> None:
     assert "48002 file(s) of /logs left out" in result["message"]
     assert result["metrics"]["logs_left_out"] == 48002
     assert result["metrics"]["sandbox.copy_max_files"] == 2000
+
+
+def test_local_without_a_cgroup_still_finds_detached_daemons(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where no cgroup can be made (no rights), the environment token finds setsid daemons."""
+    from pytest_cloudeval.model import Task
+    from pytest_cloudeval.sandbox import local_jail
+    from pytest_cloudeval.sandbox.base import SandboxOptions, SandboxSpec
+    from pytest_cloudeval.sandbox.local import LocalSandbox
+
+    monkeypatch.setattr(local_jail, "cgroup_dirs", lambda token: [])
+    task = Task(benchmark="b", task_id="t", format="test", source=tmp_path, root=tmp_path, instruction="",
+                agent_input={})
+    box = LocalSandbox(SandboxSpec(task=task, run_id="nocg", name="ce-nocg",
+                                   options=SandboxOptions(work_root=str(tmp_path / "work"))))
+    box.start()
+    try:
+        assert box.describe()["processes"] == "environment token"
+        started = box.exec("setsid sh -c 'echo $$ > d.pid; exec sleep 300' >/dev/null 2>&1 < /dev/null & "
+                           "for i in $(seq 100); do [ -s d.pid ] && break; sleep 0.05; done; cat d.pid", timeout=30)
+        pid = int(started.stdout)
+        assert alive(pid)
+        box.stop_processes()
+        assert eventually(lambda: not alive(pid), timeout=5), "the daemon survived without a cgroup"
+    finally:
+        box.close()

@@ -77,14 +77,13 @@ def test_there_is_no_untyped_bag() -> None:
     assert Settings.from_dict({"run_id": "r", "extra": {"x": 1}, "unknown": 2}) == Settings(run_id="r")
 
 
-def test_the_sandbox_section(pytester: pytest.Pytester) -> None:
-    config = pytester.parseconfig("--sandbox", "docker", "--output-cap", "4096", "--force-build",
-                                  "--copy-max-files", "7", "--run-id", "r1")
-    section = settings_from_config(config, {}).sandbox_section
+def test_the_sandbox_section(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    config = pytester.parseconfig("--sandbox-image", "img:1", "--output-cap", "4096", "--run-id", "r1")
+    settings = settings_from_config(config, {}).replace(work_root=str(tmp_path))
+    section = settings.sandbox_section
     assert isinstance(section, SandboxOptions)
-    assert (section.run_id, section.output_cap_bytes, section.force_build, section.copy_max_files) == \
-        ("r1", 4096, True, 7)
-    assert section.default_image == "cloudeval/runner:bookworm"
+    assert (section.run_id, section.default_image, section.output_cap_bytes, section.work_root) == \
+        ("r1", "img:1", 4096, str(tmp_path))
 
 
 def test_the_store_section_is_resolved_from_its_own_table(pytester: pytest.Pytester) -> None:

@@ -35,7 +35,7 @@ class AgentContext:
     format: TaskFormat
     sandbox: Sandbox
     settings: Settings
-    kwargs: Mapping[str, str]
+    kwargs: Mapping[str, Any]
     timeout_s: float
     env: Mapping[str, str]
     log: CappedBuffer

@@ -4,6 +4,7 @@ through a :class:`~pytest_cloudeval.sandbox.base.SandboxHandle`)."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import threading
@@ -16,6 +17,7 @@ from ..model import AgentOutput
 from ..sandbox.base import SandboxHandle
 from . import hal_child
 from .base import Agent, AgentContext, AgentFailure, split_answer
+from .payload import install_requirements
 
 CHILD_DIR = ".cloudeval"
 
@@ -23,19 +25,32 @@ CHILD_DIR = ".cloudeval"
 class HalFunctionAgent(Agent):
     """A HAL-compatible function, run as ``{task_id: fields} -> {task_id: answer}`` in a child process."""
 
-    def __init__(self, spec: str, target: str, code_dir: Path | None, sys_path: list[str]) -> None:
+    def __init__(self, spec: str, target: str, code_dir: Path | None, sys_path: list[str], *,
+                 files: list[Path] | None = None, requirements: Path | None = None) -> None:
         self.name = spec
         self.target = target  # absolute file path or module, plus ":function"
-        self.code_dir = code_dir  # folder to ship into isolated sandboxes (the agent's folder)
+        self.code_dir = code_dir  # the agent file's folder, or the package shipped whole
         self.sys_path = sys_path
+        self.files = list(files or [])  # what the agent file declares in cloudeval_files
+        self.requirements = requirements
+        self._deps: Path | None = None
+
+    def _dependencies(self) -> Path | None:
+        """requirements.txt installed on this host (once, cached by content), or None."""
+        if self.requirements is None:
+            return None
+        if self._deps is None:
+            self._deps = install_requirements(self.requirements)
+        return self._deps
 
     def solve(self, ctx: AgentContext) -> AgentOutput:
         sandbox, task = ctx.sandbox, ctx.task
         task_input = {task.task_id: dict(task.agent_input)}
+        deps = self._dependencies()
         if sandbox.host_root is not None:
             base = str(sandbox.host_root / CHILD_DIR)
             python = sys.executable
-            target, sys_path = self.target, list(self.sys_path)
+            target, sys_path = self.target, list(self.sys_path) + ([str(deps)] if deps else [])
             child = hal_child.__file__
         else:
             base = f"/tmp/{CHILD_DIR}"
@@ -46,11 +61,18 @@ class HalFunctionAgent(Agent):
             if self.code_dir is not None:
                 module_part, _, func = self.target.rpartition(":")
                 if module_part.endswith(".py"):
-                    sandbox.copy_in(self.code_dir, f"{base}/agent")
-                    target = f"{base}/agent/{Path(module_part).relative_to(self.code_dir)}:{func}"
+                    # The agent's file and what it declares: never its whole folder.
+                    agent_file = Path(module_part)
+                    sandbox.copy_in(agent_file, f"{base}/agent/{agent_file.name}")
+                    for extra in self.files:
+                        sandbox.copy_in(extra, f"{base}/agent/{extra.relative_to(agent_file.parent.resolve())}")
+                    target = f"{base}/agent/{agent_file.name}:{func}"
                 else:  # a package or module: ship it under its own name
                     sandbox.copy_in(self.code_dir, f"{base}/agent/{self.code_dir.name}")
                 sys_path = [f"{base}/agent"]
+            if deps is not None:
+                sandbox.copy_in(deps, f"{base}/deps")
+                sys_path.append(f"{base}/deps")
         spec = {"target": target, "sys_path": sys_path, "input_path": f"{base}/input.json",
                 "output_path": f"{base}/output.json", "kwargs": dict(ctx.kwargs)}
         sandbox.write_file(f"{base}/input.json", json.dumps(task_input, default=str))
@@ -89,6 +111,49 @@ def hal_output(value: Any, task_id: str) -> AgentOutput:
     return AgentOutput(answer=answer, metrics=metrics)
 
 
+class _ThreadRoutedStream(io.TextIOBase):
+    """Stands in for sys.stdout/sys.stderr: writes of agent threads go to their agent's log."""
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+
+    def write(self, text: str) -> int:
+        sink = _routes.get(threading.get_ident())
+        if sink is None and threading.current_thread() is not threading.main_thread():
+            # A thread the agent started: the latest agent's log (pytest itself prints from the
+            # main thread), so nothing an agent prints reaches the terminal unredacted.
+            sink = _routes.get(0)
+        if sink is None:
+            return int(self.original.write(text) or 0)
+        sink.write(text.encode("utf-8", errors="replace"))
+        return len(text)
+
+    def flush(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.original.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return int(self.original.fileno())
+
+
+_routes: dict[int, Any] = {}
+_routes_lock = threading.Lock()
+
+
+def route_output(log: Any) -> None:
+    """Send this thread's prints to ``log`` (installs the routing streams once per process)."""
+    with _routes_lock:
+        for name in ("stdout", "stderr"):
+            current = getattr(sys, name)
+            if not isinstance(current, _ThreadRoutedStream):
+                setattr(sys, name, _ThreadRoutedStream(current))
+        _routes[threading.get_ident()] = log
+        _routes[0] = log
+
+
 class SandboxFunctionAgent(Agent):
     """An ``@sandbox_agent`` function: runs in this process, acts through the sandbox handle."""
 
@@ -102,6 +167,9 @@ class SandboxFunctionAgent(Agent):
         box: dict[str, Any] = {}
 
         def target() -> None:
+            # What the agent prints goes to its log (redacted with the task's files), never
+            # straight to the terminal, even with -s.
+            route_output(ctx.log)
             try:
                 box["value"] = self.fn(dict(ctx.task.agent_input), handle, **dict(ctx.kwargs))
             except BaseException as e:  # noqa: BLE001 - any agent exception is the agent's failure

@@ -14,8 +14,6 @@ import json
 import os
 import queue
 import random
-import re
-import shutil
 import tempfile
 import threading
 import time
@@ -25,7 +23,8 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from ..errors import StoreError
-from ..redact import MASK, Redactor
+from ..redact import Redactor
+from ..results import is_temporary
 from .base import RESULT_FILE, ResultStore, StoredObject, TransientStoreError
 
 T = TypeVar("T")
@@ -84,6 +83,7 @@ def plan_task_dir(task_dir: Path, max_bytes: int) -> tuple[list[PlannedFile], li
 
     Only regular files inside ``task_dir`` qualify: a symlink is followed only if its target is
     inside the folder too; sockets, fifos and devices are skipped. ``result.json`` is never capped.
+    Temporaries (files being written or redacted, or left so by a killed run) are never uploaded.
     """
     root = task_dir.resolve()
     files: list[PlannedFile] = []
@@ -91,12 +91,17 @@ def plan_task_dir(task_dir: Path, max_bytes: int) -> tuple[list[PlannedFile], li
     for dirpath, dirnames, filenames in os.walk(task_dir, followlinks=False):
         base = Path(dirpath)
         for dirname in list(dirnames):
+            if is_temporary(dirname):
+                dirnames.remove(dirname)
+                continue
             link = base / dirname
             if link.is_symlink():
                 dirnames.remove(dirname)  # never walk into linked folders (loops, escapes)
                 skipped.append({"path": link.relative_to(task_dir).as_posix(), "bytes": None,
                                 "reason": "symlinked folder"})
         for filename in filenames:
+            if is_temporary(filename):
+                continue
             path = base / filename
             rel = path.relative_to(task_dir).as_posix()
             try:
@@ -121,35 +126,8 @@ def plan_task_dir(task_dir: Path, max_bytes: int) -> tuple[list[PlannedFile], li
 
 
 def redact_stream(src: IO[bytes], dst: IO[bytes], redactor: Redactor, chunk_bytes: int = 1 << 20) -> None:
-    """Copy ``src`` to ``dst`` with every secret masked, in bounded memory (secrets may span chunks)."""
-    values = [v.encode() for v in redactor.values]
-    if not values:
-        shutil.copyfileobj(src, dst)
-        return
-    pattern = re.compile(b"|".join(re.escape(v) for v in values))  # longest first, as the Redactor
-    mask = MASK.encode()
-    keep = max(len(v) for v in values) - 1
-    carry = b""
-    while True:
-        block = src.read(chunk_bytes)
-        data = carry + block
-        if not block:
-            dst.write(pattern.sub(mask, data))
-            return
-        # A match that starts before safe_end lies wholly inside data; later ones wait for more bytes.
-        safe_end = len(data) - keep
-        out = bytearray()
-        pos = 0
-        for match in pattern.finditer(data):
-            if match.start() >= safe_end:
-                break
-            out += data[pos:match.start()]
-            out += mask
-            pos = match.end()
-        emit = max(safe_end, pos)
-        out += data[pos:emit]
-        dst.write(bytes(out))
-        carry = data[emit:]
+    """Copy ``src`` to ``dst`` with every secret masked, in bounded memory (see ``Redactor.stream``)."""
+    redactor.stream(src, dst, chunk_bytes)
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -262,7 +240,9 @@ def upload_task(store: ResultStore, job: UploadJob, redactor: Redactor, max_byte
 
     base = job.dest.rstrip("/")
     try:
-        files, report.skipped = plan_task_dir(job.task_dir, max_bytes)
+        files, skipped = plan_task_dir(job.task_dir, max_bytes)
+        # Names are redacted too: a secret in a file name must not become an object name (or a URL).
+        report.skipped = [dict(s, path=redactor.text(s["path"])) for s in skipped]
         if not any(f.rel == RESULT_FILE for f in files):
             raise StoreError(f"{job.task_dir} has no {RESULT_FILE}: nothing finished to upload")
         existing: dict[str, StoredObject] = {}
@@ -276,19 +256,20 @@ def upload_task(store: ResultStore, job: UploadJob, redactor: Redactor, max_byte
             retried(lambda: store.delete(f"{base}/{RESULT_FILE}"))
         extra = {"upload_skipped": report.skipped} if report.skipped else None
         for planned in files:
+            rel = redactor.text(planned.rel)
             prepared = _Prepared(planned, redactor, extra)
             try:
-                stored = existing.get(planned.rel)
+                stored = existing.get(rel)
                 if job.mode == "sync" and stored is not None and stored.md5 and stored.md5 == prepared.md5():
-                    report.unchanged.append(planned.rel)
+                    report.unchanged.append(rel)
                     continue
-                name = f"{base}/{planned.rel}"
+                name = f"{base}/{rel}"
                 retried(lambda p=prepared, n=name: p.upload(store, n))  # type: ignore[misc]
-                report.uploaded.append(planned.rel)
+                report.uploaded.append(rel)
             finally:
                 prepared.close()
         if job.mode == "replace":
-            keep = {f.rel for f in files}
+            keep = {redactor.text(f.rel) for f in files}
             for stale in sorted(set(existing) - keep):
                 retried(lambda s=stale: store.delete(f"{base}/{s}"))  # type: ignore[misc]
     except StoreError as e:

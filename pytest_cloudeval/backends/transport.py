@@ -50,6 +50,10 @@ class Transport(ABC):
     """
 
     name: ClassVar[str]
+    popen_runs_elsewhere: ClassVar[bool] = False
+    """True when ``slot_spec`` returns ``popen`` specs whose interpreter runs on the host (e.g.
+    ``popen//python=<kubectl exec -i POD -- python3>``): xdist would otherwise give that worker the
+    controller's sys.path, as to any local popen worker."""
 
     def __init__(self, private: Path, key_dir: Path, label: str) -> None:
         self.private = private

@@ -1,7 +1,19 @@
 """USACO judge with HAL's semantics: run a Python submission on each hidden test under limits.
 
-Stdlib-only and free of package imports on purpose: the Docker sandbox copies this one file into a
-container and runs it as ``python3 usaco.py SPEC.json``, so it must work with a bare interpreter.
+Stdlib-only and free of package imports on purpose: the Docker sandbox sends this one file's source
+into a container (``sandbox_main``, fed on stdin) and the CLI runs it as ``python3 usaco.py SPEC.json``,
+so it must work with a bare interpreter.
+
+Two semantics (``SEMANTICS``): ``hal`` (the ``usaco`` format's default) runs the submission the way
+HAL's USACO judge does: ``exec`` of the source under HAL's guard (``exit``/``quit``, ``os.system``,
+``os.kill``, ``os.fork``, ``subprocess.Popen``... disabled; RLIMIT_AS, RLIMIT_DATA and RLIMIT_STACK
+set to ``memory_limit * 10**6`` bytes), ``sys.stdin``/``sys.stdout`` bound to the test, while file
+descriptors 0 and 1 are ``/dev/null``; it succeeds only if the code runs to its end (``sys.exit``
+anywhere is a RUNTIME_ERROR). ``script`` runs the file as a plain ``python3 submission.py``.
+
+In both, the submission never sees a test file: its input is an anonymous in-memory copy, its
+descriptors are closed, its folder holds only its own source, and under ``run_as`` (the Docker
+sandbox, where the judge is root) it runs as another, unprivileged user that cannot read the tests.
 """
 
 from __future__ import annotations
@@ -15,12 +27,18 @@ import selectors
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 VERDICTS = ("ACCEPTED", "WRONG_ANSWER", "TIME_LIMIT", "MEMORY_LIMIT", "COMPILE_ERROR", "RUNTIME_ERROR")
+SEMANTICS = ("hal", "script")
+# HAL's parser knows no compile or memory verdict: both end up as "failed: ..." -> RUNTIME_ERROR there.
+HAL_VERDICT = {"COMPILE_ERROR": "RUNTIME_ERROR", "MEMORY_LIMIT": "RUNTIME_ERROR"}
+UNPRIVILEGED_UID = 65534
+"""``nobody``: the uid submissions run as when the judge is root (the Docker sandbox)."""
 
 # The interpreter itself needs some address space before the submission runs a line.
 _MIN_ADDRESS_SPACE_MB = 64
@@ -42,6 +60,93 @@ _MEMORY_MARKERS = (
 _IN_NAME = re.compile(r"^(\d+)\.in$")
 _FALLBACK_IN_NAME = re.compile(r"^I\.(\d+)$")
 
+
+# The program HAL's judge executes is the submission between these two lines.
+HAL_PREFIX = "import sys\n"
+HAL_SUFFIX = "\nsys.stdout.close()\nsys.stdin.close()\n"
+
+# Runs in the submission's interpreter (``python3 -c``) in ``hal`` semantics: argv is the source path,
+# the memory limit in bytes and the status descriptor. It moves the input and output off descriptors
+# 0 and 1 (which become /dev/null, as in HAL's forked judge process), applies HAL's guard, then
+# ``exec``s the program in a fresh namespace (so ``__name__`` is not ``"__main__"``, as in HAL).
+# "ok" on the status descriptor means the program ran to its last line; any exception is reported
+# on stderr as "Type: message" with exit code 1.
+_HAL_BOOTSTRAP = r"""
+import os, sys
+def _cloudeval_run():
+    path, limit, status = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    write, leave = os.write, os._exit
+    with open(path, encoding="utf-8", errors="replace") as f:
+        source = f.read()
+    fd_in, fd_out = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    stdin = open(fd_in, "r", encoding="utf-8", errors="ignore")
+    stdout = open(fd_out, "w", encoding="utf-8", errors="ignore")
+    import builtins, faulthandler, resource
+    if limit > 0:
+        for kind in (resource.RLIMIT_AS, resource.RLIMIT_DATA, resource.RLIMIT_STACK):
+            hard = resource.getrlimit(kind)[1]
+            value = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+            resource.setrlimit(kind, (value, value))
+    faulthandler.disable()
+    builtins.exit = builtins.quit = builtins.help = None
+    os.environ["OMP_NUM_THREADS"] = "1"
+    for name in ("kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid", "fork",
+                 "forkpty", "killpg", "rename", "renames", "truncate", "replace", "unlink", "fchmod",
+                 "fchown", "chmod", "chown", "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir"):
+        setattr(os, name, None)
+    # HAL's guard also empties shutil.rmtree/move/chown and subprocess.Popen. Importing those two
+    # modules up front costs more than many a submission's run, so they are guarded when imported.
+    disabled = {"shutil": ("rmtree", "move", "chown"), "subprocess": ("Popen",)}
+
+    class GuardOnImport:
+        def find_spec(self, name, path=None, target=None):
+            if name not in disabled:
+                return None
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(name, path, target)
+                if spec is not None and spec.loader is not None:
+                    run_module = spec.loader.exec_module
+
+                    def exec_module(module, run_module=run_module, names=disabled[name]):
+                        run_module(module)
+                        for attr in names:
+                            setattr(module, attr, None)
+
+                    spec.loader.exec_module = exec_module
+                    return spec
+            return None
+
+    for name, attrs in disabled.items():
+        if name in sys.modules:
+            for attr in attrs:
+                setattr(sys.modules[name], attr, None)
+    sys.meta_path.insert(0, GuardOnImport())
+    for name in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
+        sys.modules[name] = None
+    sys.argv = [path]
+    sys.stdin, sys.stdout = stdin, stdout
+    try:
+        exec(compile(PREFIX + source + SUFFIX, path, "exec"), {})
+    except BaseException as exc:
+        try:
+            text = "%s: %s" % (type(exc).__name__, exc)
+        except BaseException:
+            text = type(exc).__name__
+        try:
+            write(2, ("\n" + text + "\n").encode("utf-8", "replace"))
+        except BaseException:
+            pass
+        leave(1)
+    write(status, b"ok")
+    leave(0)
+_cloudeval_run()
+""".replace("PREFIX", repr(HAL_PREFIX)).replace("SUFFIX", repr(HAL_SUFFIX))
 
 class JudgeSetupError(ValueError):
     """The hidden tests or the judge spec are unusable: an infrastructure error, not a verdict.
@@ -98,38 +203,53 @@ def judge_submission(
     workdir: Path,
     python: str = sys.executable,
     max_output_bytes: int = 8 * 1024 * 1024,
+    semantics: str = "hal",
+    run_as: int | None = None,
 ) -> dict[str, Any]:
     """Judge ``source`` on every test and return the JSON-serializable report.
 
     The overall verdict is ACCEPTED iff every test is, else the verdict of the first failing
-    test; ``score`` is the fraction of tests accepted.
+    test; ``score`` is the fraction of tests accepted. ``semantics`` is ``hal`` or ``script`` (see
+    the module docstring); ``hal_verdict`` fields give the label HAL's own judge prints. With
+    ``run_as`` (a uid; the judge must be root) the submission runs as that user, its folder
+    handed to it, so files only the judge may read stay unreadable.
 
     Raises:
-        JudgeSetupError: no tests are given, a test file cannot be read, or ``python``
-            cannot be started.
+        JudgeSetupError: no tests are given, a test file cannot be read, ``python`` cannot be
+            started, or ``semantics`` is unknown.
     """
+    if semantics not in SEMANTICS:
+        raise JudgeSetupError(f"semantics {semantics!r}: use one of {', '.join(SEMANTICS)}")
     if not tests:
         # A vacuous ACCEPTED would pass a problem whose tests went missing.
         raise JudgeSetupError("no tests to judge: check the problem's tests folder")
     results: list[dict[str, Any]] = []
-    compile_error = _compile_error(source)
+    program = HAL_PREFIX + source + HAL_SUFFIX if semantics == "hal" else source
+    compile_error = _compile_error(program)
     if compile_error is not None:
         results = [
-            _test_result(index, "COMPILE_ERROR", 0.0, None, compile_error)
+            _test_result(index, "COMPILE_ERROR", 0.0, None, compile_error, "RUNTIME_ERROR")
             for index in range(1, len(tests) + 1)
         ]
     else:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "submission.py").write_text(source, encoding="utf-8", errors="replace")
+        if run_as is not None:
+            for path in (workdir, workdir / "submission.py"):
+                os.chown(path, run_as, run_as)
         env = _minimal_env(workdir)
-        preexec = _limits_setter(time_limit_s, memory_mb)
+        preexec = _limits_setter(time_limit_s, memory_mb, address_space=semantics == "script")
+        if semantics == "hal":
+            command = [python, "-c", _HAL_BOOTSTRAP, "submission.py", str(memory_mb * 1_000_000)]
+        else:
+            command = [python, "submission.py"]
         for index, (input_path, expected_path) in enumerate(tests, start=1):
             expected = _read_expected(Path(expected_path))
             results.append(
                 _judge_one(
                     index,
-                    [python, "submission.py"],
+                    command,
                     Path(input_path),
                     expected,
                     workdir=workdir,
@@ -137,18 +257,23 @@ def judge_submission(
                     preexec=preexec,
                     time_limit_s=time_limit_s,
                     max_output_bytes=max_output_bytes,
+                    status=semantics == "hal",
+                    run_as=run_as,
                 )
             )
     passed = sum(1 for result in results if result["verdict"] == "ACCEPTED")
     total = len(results)
-    first_failure = next((r["verdict"] for r in results if r["verdict"] != "ACCEPTED"), None)
+    first_failure = next((r for r in results if r["verdict"] != "ACCEPTED"), None)
     return {
-        "verdict": first_failure or "ACCEPTED",
+        "verdict": first_failure["verdict"] if first_failure else "ACCEPTED",
+        "hal_verdict": first_failure["hal_verdict"] if first_failure else "ACCEPTED",
         "passed": passed,
         "total": total,
         "score": passed / total if total else 0.0,
         "time_limit_s": time_limit_s,
         "memory_mb": memory_mb,
+        "semantics": semantics,
+        "isolation": "separate-user" if run_as is not None else "same-user",
         "tests": results,
     }
 
@@ -178,16 +303,17 @@ def _minimal_env(workdir: Path) -> dict[str, str]:
     }
 
 
-def _limits_setter(time_limit_s: float, memory_mb: int) -> Callable[[], None]:
-    address_space = max(int(memory_mb), _MIN_ADDRESS_SPACE_MB) * 1024 * 1024
+def _limits_setter(time_limit_s: float, memory_mb: int, *, address_space: bool = True) -> Callable[[], None]:
     cpu_seconds = math.ceil(time_limit_s) + 1
     limits = [
-        (resource.RLIMIT_AS, address_space, address_space),
         # SIGXCPU at the soft limit; the hard one only backs it up with SIGKILL.
         (resource.RLIMIT_CPU, cpu_seconds, cpu_seconds + 1),
         (resource.RLIMIT_FSIZE, _FILE_SIZE_LIMIT, _FILE_SIZE_LIMIT),
         (resource.RLIMIT_CORE, 0, 0),
     ]
+    if address_space:  # in ``hal`` semantics the bootstrap sets HAL's limits once the interpreter is up
+        size = max(int(memory_mb), _MIN_ADDRESS_SPACE_MB) * 1024 * 1024
+        limits.append((resource.RLIMIT_AS, size, size))
 
     def apply_limits() -> None:
         # Runs in the forked child before exec: only setrlimit, nothing that takes locks.
@@ -208,11 +334,10 @@ def _judge_one(
     preexec: Callable[[], None],
     time_limit_s: float,
     max_output_bytes: int,
+    status: bool,
+    run_as: int | None,
 ) -> dict[str, Any]:
-    try:
-        stdin = open(input_path, "rb")  # noqa: SIM115 - closed in finally, after the spawn
-    except OSError as exc:
-        raise JudgeSetupError(f"{input_path}: cannot read test input: {exc}") from exc
+    stdin = _anonymous_copy(input_path)
     try:
         run = _run_limited(
             command,
@@ -222,11 +347,35 @@ def _judge_one(
             preexec=preexec,
             time_limit_s=time_limit_s,
             max_output_bytes=max_output_bytes,
+            status=status,
+            run_as=run_as,
         )
     finally:
         stdin.close()
-    verdict, detail = _classify(run, expected, max_output_bytes)
-    return _test_result(index, verdict, run.elapsed_s, run.returncode, detail)
+    verdict, detail, hal_verdict = _classify(run, expected, max_output_bytes, status)
+    return _test_result(index, verdict, run.elapsed_s, run.returncode, detail, hal_verdict)
+
+
+def _anonymous_copy(path: Path) -> IO[bytes]:
+    """The test input in a file with no name (memfd, else an unlinked temporary file).
+
+    The submission reads its stdin from it: following ``/proc/self/fd/0`` leads nowhere near
+    the tests folder, and the copy holds nothing but this one input.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise JudgeSetupError(f"{path}: cannot read test input: {exc}") from exc
+    create = getattr(os, "memfd_create", None)
+    copy: IO[bytes]
+    try:
+        copy = os.fdopen(create("cloudeval-input", 0), "w+b") if create else tempfile.TemporaryFile()
+    except OSError:
+        copy = tempfile.TemporaryFile()
+    copy.write(data)
+    copy.flush()
+    copy.seek(0)
+    return copy
 
 
 class _Run:
@@ -239,6 +388,8 @@ class _Run:
         self.elapsed_s = 0.0
         self.timed_out = False
         self.flooded = False
+        self.finished = False
+        """The ``hal`` bootstrap said the program ran to its last line."""
 
 
 def _run_limited(
@@ -250,8 +401,17 @@ def _run_limited(
     preexec: Callable[[], None],
     time_limit_s: float,
     max_output_bytes: int,
+    status: bool = False,
+    run_as: int | None = None,
 ) -> _Run:
     run = _Run()
+    status_read, status_write = os.pipe() if status else (-1, -1)
+    if status:
+        os.set_blocking(status_read, False)
+        command = [*command, str(status_write)]
+    drop: dict[str, Any] = {}
+    if run_as is not None:
+        drop = {"user": run_as, "group": run_as, "extra_groups": []}
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -263,10 +423,17 @@ def _run_limited(
             env=env,
             start_new_session=True,  # its own process group, so every descendant can be killed
             preexec_fn=preexec,
-            close_fds=True,
+            close_fds=True,  # nothing of the judge's (test files, sockets) is inherited
+            pass_fds=(status_write,) if status else (),
+            **drop,
         )
     except OSError as exc:
+        if status:
+            os.close(status_read)
+            os.close(status_write)
         raise JudgeSetupError(f"{command[0]}: cannot start the interpreter: {exc}") from exc
+    if status:
+        os.close(status_write)
     assert proc.stdout is not None and proc.stderr is not None
     pidfd = _open_pidfd(proc.pid)
     selector = selectors.DefaultSelector()
@@ -308,6 +475,12 @@ def _run_limited(
         proc.stdout.close()
         proc.stderr.close()
         run.returncode = proc.wait()
+        if status:
+            try:
+                run.finished = os.read(status_read, 16) == b"ok"
+            except OSError:  # still held open by an escaped process: no word from the bootstrap
+                run.finished = False
+            os.close(status_read)
     return run
 
 
@@ -364,24 +537,32 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _classify(run: _Run, expected: str, max_output_bytes: int) -> tuple[str, str]:
+def _classify(run: _Run, expected: str, max_output_bytes: int, status: bool = False) -> tuple[str, str, str]:
+    """(verdict, detail, the label HAL's judge gives the same run)."""
     stderr = run.stderr_tail.decode("utf-8", errors="replace")
     code = run.returncode
     if run.flooded:
-        return "WRONG_ANSWER", f"output exceeds {max_output_bytes} bytes"
+        return "WRONG_ANSWER", f"output exceeds {max_output_bytes} bytes", "WRONG_ANSWER"
     if run.timed_out or code == -signal.SIGXCPU:
-        return "TIME_LIMIT", "time limit exceeded"
+        return "TIME_LIMIT", "time limit exceeded", "TIME_LIMIT"
     if code != 0:
+        # HAL reports an exception as "failed: ..." (RUNTIME_ERROR) and a process that died
+        # without a word as "timed out".
+        died = code is None or code < 0
+        hal = "TIME_LIMIT" if died else "RUNTIME_ERROR"
         if any(marker in stderr for marker in _MEMORY_MARKERS):
-            return "MEMORY_LIMIT", _last_line(stderr) or "memory limit exceeded"
+            return "MEMORY_LIMIT", _last_line(stderr) or "memory limit exceeded", hal
         if code == -signal.SIGKILL:
             # Nobody here sent it (no timeout): the kernel's OOM killer did.
-            return "MEMORY_LIMIT", "killed (SIGKILL), likely out of memory"
-        return "RUNTIME_ERROR", _last_line(stderr) or _exit_description(code)
+            return "MEMORY_LIMIT", "killed (SIGKILL), likely out of memory", hal
+        return "RUNTIME_ERROR", _last_line(stderr) or _exit_description(code), hal
+    if status and not run.finished:
+        # Exit code 0 but the program did not reach its end (os._exit): HAL sees no result.
+        return "RUNTIME_ERROR", "the program ended the interpreter before its last line", "TIME_LIMIT"
     actual = run.stdout.decode("utf-8", errors="replace")
     if actual.strip() == expected.strip():
-        return "ACCEPTED", ""
-    return "WRONG_ANSWER", "output differs from expected"
+        return "ACCEPTED", "", "ACCEPTED"
+    return "WRONG_ANSWER", "output differs from expected", "WRONG_ANSWER"
 
 
 def _exit_description(code: int | None) -> str:
@@ -403,11 +584,12 @@ def _short(text: str) -> str:
 
 
 def _test_result(
-    index: int, verdict: str, time_s: float, exit_code: int | None, detail: str
+    index: int, verdict: str, time_s: float, exit_code: int | None, detail: str, hal_verdict: str
 ) -> dict[str, Any]:
     return {
         "index": index,
         "verdict": verdict,
+        "hal_verdict": hal_verdict,
         "time_s": round(time_s, 4),
         "exit_code": exit_code,
         "detail": detail,
@@ -436,6 +618,89 @@ def _load_spec(path: str) -> dict[str, Any]:
     return spec
 
 
+# The command a sandbox runs as root to judge: it reads this file's source and the payload on stdin.
+SANDBOX_LOADER = (
+    "import sys\n"
+    "data = sys.stdin.buffer.read()\n"
+    "size = int(data[:12])\n"
+    "scope = {'__name__': 'cloudeval_usaco_judge'}\n"
+    "exec(compile(data[12:12 + size], 'usaco_judge.py', 'exec'), scope)\n"
+    "sys.exit(scope['sandbox_main'](memoryview(data)[12 + size:]))\n"
+)
+
+
+def sandbox_payload(source: str, tests: list[tuple[Path, Path]], *, inline: bool = True,
+                    workdir: str | None = None, **options: Any) -> bytes:
+    """The stdin for ``python3 -I -c SANDBOX_LOADER``: this module's source, then the job.
+
+    With ``inline`` the tests' contents travel in the payload: nothing of the job touches the
+    sandbox's disk before the judge (root) has a folder that only it can read, so no process of
+    the agent (another user) ever sees a hidden test. Without it (the local sandbox, on the
+    host's files) the tests are named by path and ``workdir`` is the submission's folder.
+    """
+    blobs = [source.encode("utf-8", errors="replace")]
+    paths = []
+    for input_path, expected_path in tests:
+        if not inline:
+            paths.append([str(input_path), str(expected_path)])
+            continue
+        for path in (Path(input_path), Path(expected_path)):
+            try:
+                blobs.append(path.read_bytes())
+            except OSError as exc:
+                raise JudgeSetupError(f"{path}: cannot read test file: {exc}") from exc
+    header = json.dumps({"sizes": [len(b) for b in blobs], "options": options, "paths": paths,
+                         "workdir": workdir}).encode()
+    module = Path(__file__).read_bytes()
+    return b"".join([b"%012d" % len(module), module, b"%012d" % len(header), header, *blobs])
+
+
+def sandbox_main(data: memoryview) -> int:
+    """Judge inside a sandbox from ``sandbox_payload``'s bytes; print the report JSON.
+
+    Run as root, the tests go to a folder only root can read and the submission runs as
+    ``UNPRIVILEGED_UID``; run as anyone else, as that same user (the report says which).
+    """
+    import shutil
+
+    size = int(bytes(data[:12]))
+    header = json.loads(bytes(data[12 : 12 + size]))
+    offset = 12 + size
+    blobs = []
+    for length in header["sizes"]:
+        blobs.append(bytes(data[offset : offset + length]))
+        offset += length
+    options = dict(header["options"])
+    by_path = bool(header.get("paths"))
+    # Only where the judge owns the tests (inline, as root) does the submission change user: on the
+    # host the interpreter itself may live where another user cannot reach it.
+    drop = os.geteuid() == 0 and not by_path
+    secret = Path(tempfile.mkdtemp(prefix="cloudeval-tests-"))  # mode 0700, the judge's own
+    work = Path(header["workdir"]) if header.get("workdir") else Path(tempfile.mkdtemp(prefix="cloudeval-run-"))
+    try:
+        tests = [(Path(i), Path(o)) for i, o in header.get("paths") or []]
+        for number in range(1, (len(blobs) - 1) // 2 + 1):
+            given, expected = secret / f"{number}.in", secret / f"{number}.out"
+            given.write_bytes(blobs[2 * number - 1])
+            expected.write_bytes(blobs[2 * number])
+            tests.append((given, expected))
+        report = judge_submission(
+            blobs[0].decode("utf-8", errors="replace"),
+            tests,
+            workdir=work,
+            run_as=UNPRIVILEGED_UID if drop else None,
+            **options,
+        )
+    except JudgeSetupError as exc:
+        print(f"judge setup error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(secret, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(report))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``python3 usaco.py SPEC.json``; prints the report JSON, exits 2 only for a bad spec."""
     args = sys.argv[1:] if argv is None else argv
@@ -456,6 +721,7 @@ def main(argv: list[str] | None = None) -> int:
             workdir=Path(spec["workdir"]),
             python=spec.get("python") or sys.executable,
             max_output_bytes=int(spec.get("max_output_bytes", 8 * 1024 * 1024)),
+            semantics=str(spec.get("semantics", "hal")),
         )
     except JudgeSetupError as exc:
         print(f"judge setup error: {exc}", file=sys.stderr)

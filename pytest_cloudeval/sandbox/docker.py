@@ -77,6 +77,8 @@ class DockerSandbox(Sandbox):
 
     name = "docker"
     capabilities = Capability.PROCESS | Capability.CONTAINER
+    redacts_copies = True
+    """``copy_out_report`` takes a ``redactor`` and redacts while copying (see tasks/harbor_exec.py)."""
 
     def __init__(self, spec: SandboxSpec) -> None:
         super().__init__(spec)
@@ -404,7 +406,9 @@ class DockerSandbox(Sandbox):
 
     def copy_out_report(self, src: str, dest: Path, max_bytes: int | None = None, *,
                         max_files: int | None = None,
-                        only: Callable[[str], bool] | None = None) -> CopyReport | None:
+                        only: Callable[[str], bool] | None = None, redactor: Any = None) -> CopyReport | None:
+        # ``redactor`` (this sandbox's addition, see ``redacts_copies``): names and contents are
+        # redacted as the archive streams in, before any file gets its name.
         self.flush()
         limit_bytes = self.spec.options.copy_max_bytes if max_bytes is None else max_bytes
         limit_files = self.spec.options.copy_max_files if max_files is None else max_files
@@ -419,9 +423,10 @@ class DockerSandbox(Sandbox):
         try:
             if int(stat.get("mode", 0)) & GO_MODE_DIR:
                 dest.mkdir(parents=True, exist_ok=True)
-                return archive.extract_archive(stream, root_name, dest, limit_bytes, limit_files, only=only)
+                return archive.extract_archive(stream, root_name, dest, limit_bytes, limit_files, only=only,
+                                               redactor=redactor)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            return archive.extract_archive(stream, root_name, dest, limit_bytes, limit_files)
+            return archive.extract_archive(stream, root_name, dest, limit_bytes, limit_files, redactor=redactor)
         finally:
             _close_stream(stream)
 

@@ -109,13 +109,15 @@ STOP_AFTER_SKIPPED = 1_000_000
 
 
 def extract_archive(chunks: Iterator[bytes], root_name: str, dest: Path, max_bytes: int, max_files: int,
-                    *, only: Callable[[str], bool] | None = None) -> CopyReport:
+                    *, only: Callable[[str], bool] | None = None, redactor: Any = None) -> CopyReport:
     """Write the regular files and folders of a Docker archive stream under ``dest``.
 
     ``root_name`` is the archive's top entry (the copied path's base name): it maps to ``dest``.
     Links, devices and names escaping ``dest`` are skipped; so are files past ``max_bytes`` in all
     and files past ``max_files`` (named in the report). The transfer itself stops at twice the byte
-    cap, or after twice the file cap's number of entries.
+    cap, or after twice the file cap's number of entries. With a ``redactor`` (``redact.Redactor``),
+    names are redacted and each file streams through it into a temporary that gets its name only when
+    complete: a killed copy leaves no unredacted byte on disk.
     """
     report = CopyReport()
     reader = _ChunkReader(chunks)
@@ -129,6 +131,8 @@ def extract_archive(chunks: Iterator[bytes], root_name: str, dest: Path, max_byt
                 continue
             if only is not None and not only(str(rel)):
                 continue
+            if redactor:
+                rel = PurePosixPath(*(redactor.text(part) for part in rel.parts))
             target = dest if str(rel) == "." else dest / rel  # no "..": stays under dest
             if member.isdir():
                 target.mkdir(parents=True, exist_ok=True)
@@ -147,6 +151,13 @@ def extract_archive(chunks: Iterator[bytes], root_name: str, dest: Path, max_byt
                 continue
             fileobj = tar.extractfile(member)
             if fileobj is None:
+                continue
+            if redactor is not None:
+                from ..results import write_redacted  # the results folder's writer (temporary names)
+
+                write_redacted(fileobj, target, redactor, member.mode & 0o755 | 0o600)
+                report.files += 1
+                report.bytes += member.size
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(target, "wb") as out:

@@ -37,7 +37,8 @@ RETRY_DELAYS_S = (0.1, 0.4, 1.2)
 """Pauses between the attempts of an engine call that failed for the engine's own reasons."""
 POLL_S = (0.25, 0.5, 1.0, 2.0)
 """How often a long exec checks whether its main process is gone while its output is still open."""
-DRAIN_S = 1.0
+DRAIN_S = 3.0
+"""After killing a command whose output is still open: how long its last output may take to arrive."""
 PID_MARK = b"\x1ecloudeval-pid:"
 EXIT_MARK = b"\x1ecloudeval-exit:"
 # The wrapper reports its pid (the command's process group and session: docker exec makes every

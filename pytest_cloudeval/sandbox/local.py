@@ -23,6 +23,18 @@ from ..errors import SandboxError
 from . import local_jail
 from .base import Capability, CopyReport, ExecResult, Sandbox, SandboxOptions, SandboxSpec
 
+BASE_ENV_NAMES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "USER", "LOGNAME", "SHELL", "TMPDIR")
+"""All a local command inherits from the controller; secrets come only from --secrets-env/--pass-env."""
+
+
+def base_environment(home: Path) -> dict[str, str]:
+    """A minimal environment: the basics above, HOME in the sandbox folder, nothing else of ours."""
+    env = {name: os.environ[name] for name in BASE_ENV_NAMES if name in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.setdefault("LANG", "C.UTF-8")
+    env["HOME"] = str(home)
+    return env
+
 
 def kill_group(pgid: int) -> None:
     try:
@@ -183,11 +195,12 @@ class LocalSandbox(Sandbox):
         jail = self._jail
         if jail is None:
             raise SandboxError("sandbox used before start()" if not self._closed else "sandbox used after close()")
-        full_env = dict(os.environ)
+        # Never the controller's whole environment (cloud keys, tokens): the basics, then the task's
+        # variables and what --secrets-env/--pass-env named.
+        full_env = base_environment(self.root)
         full_env.update(self.spec.env)
         if env:
             full_env.update(env)
-        full_env["HOME"] = full_env.get("HOME") or str(self.root)
         full_env[local_jail.TOKEN_VAR] = jail.token
         workdir = str(self._path(cwd)) if cwd else str(self.root)
         cap = self.spec.options.output_cap_bytes // 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -19,15 +20,18 @@ from typing import Any
 from ..agents.base import AgentFailure
 from ..errors import BenchmarkError, SandboxError, VerifierError
 from ..model import AgentOutput, Judgement, Task
-from ..results import atomic_write_bytes, atomic_write_json
+from ..redact import redactor_for
+from ..results import COPY_BACK_CAP_BYTES, TEMP_PREFIX, atomic_write_bytes, atomic_write_json, move_redacted
 from ..sandbox.base import CopyReport, ExecResult, Sandbox
 from ..settings import Settings
+from .base import resolve_env
+from .harbor import data
 
 LOG_DIRS = ("/logs/agent", "/logs/verifier", "/logs/artifacts")
 AGENT_DIRS = ("/logs/agent", "/logs/artifacts")
 """Writable by the agent; /logs/verifier is made only after the agent phase, for the verifier alone."""
 VERIFIER_DIR = "/logs/verifier"
-LOGS_CAP_BYTES = 64 * 1024 * 1024
+LOGS_CAP_BYTES = COPY_BACK_CAP_BYTES  # one limit: all that is copied back is redacted on the way
 """At most this much of /logs comes back into the results folder (the rest is listed as left out)."""
 
 _collected: weakref.WeakSet[Sandbox] = weakref.WeakSet()
@@ -48,6 +52,29 @@ def prepare(task: Task, sandbox: Sandbox, settings: Settings) -> None:
     the task's ``[environment] env`` reaches every command through the sandbox's environment.
     """
     sandbox.make_dirs(list(AGENT_DIRS), mode=0o777)
+    healthcheck(task, sandbox)
+
+
+def healthcheck(task: Task, sandbox: Sandbox) -> None:
+    """``[environment.healthcheck]`` as Docker runs HEALTHCHECK: failures during the start period do
+    not count; then ``retries`` consecutive failures mean the environment never became ready."""
+    check = data(task).healthcheck
+    if check is None:
+        return
+    started = time.monotonic()
+    failures = 0
+    while True:
+        result = sandbox.exec(["sh", "-c", check.command], timeout=check.timeout_s, cwd=_workdir(task, sandbox))
+        if result.ok:
+            return
+        last = "timed out" if result.timed_out else f"exit {result.exit_code}: {(result.stderr or result.stdout)[-300:]}"
+        in_start = time.monotonic() - started < check.start_period_s
+        if not in_start:
+            failures += 1
+            if failures >= check.retries:
+                raise SandboxError(f"task {task.task_id}: [environment.healthcheck] command {check.command!r} "
+                                   f"failed {failures} time(s) in a row ({last}); the agent was not started")
+        time.sleep(check.start_interval_s if in_start else check.interval_s)
 
 
 def _fresh_verifier_dir(sandbox: Sandbox, user: str | None) -> None:
@@ -85,11 +112,15 @@ def _output_log(title: str, result: ExecResult) -> str:
 
 def run_oracle(task: Task, sandbox: Sandbox, settings: Settings, timeout_s: float) -> AgentOutput:
     """The ``oracle`` agent: copy ``solution/`` to /solution and run ``solve.sh`` in the workdir."""
-    solution = Path(str(task.private["dir"])) / "solution"
+    solution = data(task).task_dir / "solution"
     if not (solution / "solve.sh").is_file():
         raise BenchmarkError(solution, f"task {task.task_id} has no solution/solve.sh for the oracle agent")
     sandbox.copy_in(solution, "/solution")
-    result = sandbox.exec(["bash", "/solution/solve.sh"], timeout=timeout_s, cwd=_workdir(task, sandbox))
+    # As Harbor's oracle: [solution] env (templates resolved) and a non-interactive apt.
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    env.update(resolve_env(data(task).solution_env, settings.secrets, task.source, "solution"))
+    result = sandbox.exec(["bash", "/solution/solve.sh"], timeout=timeout_s, cwd=_workdir(task, sandbox),
+                          env=env, user=task.environment.agent_user)
     sandbox.write_file("/logs/agent/oracle.log", _output_log("solution/solve.sh", result))
     if result.timed_out:
         raise AgentFailure("AGENT_TIMEOUT", f"solution/solve.sh did not finish within {timeout_s:g} s")
@@ -101,17 +132,17 @@ def run_oracle(task: Task, sandbox: Sandbox, settings: Settings, timeout_s: floa
 
 def verify(task: Task, sandbox: Sandbox, settings: Settings, task_dir: Path) -> Judgement:
     """Copy ``tests/`` to /tests, run ``test.sh`` within ``[verifier] timeout_sec``, read the reward."""
-    tests = Path(str(task.private["dir"])) / "tests"
-    sandbox.copy_in(tests, "/tests")
+    info = data(task)
+    sandbox.copy_in(info.task_dir / "tests", "/tests")
     timeout = task.limits.verifier_timeout_s or 600.0
-    env = {str(k): str(v) for k, v in (task.private.get("verifier_env") or {}).items()}
-    user = task.private.get("verifier_user") or None
-    user = user if isinstance(user, str) else None
+    env = resolve_env(info.verifier_env, settings.secrets, task.source, "verifier")
+    # The sandbox's default user is [agent] user; the verifier is not the agent (root then).
+    user = info.verifier_user or ("0" if task.environment.agent_user else None)
     _fresh_verifier_dir(sandbox, user)
     result = sandbox.exec(["bash", "/tests/test.sh"], timeout=timeout, env=env, cwd=_workdir(task, sandbox),
                           user=user)
     atomic_write_bytes(task_dir / "logs" / "verifier" / "test-output.txt",
-                       _output_log("tests/test.sh", result).encode())
+                       redactor_for(settings).text(_output_log("tests/test.sh", result)).encode())
     if result.timed_out:
         return Judgement(False, 0.0, "VERIFIER_TIMEOUT",
                          f"tests/test.sh did not finish within {timeout:g} s ([verifier] timeout_sec)")
@@ -210,11 +241,22 @@ def _collect(task: Task, sandbox: Sandbox, settings: Settings, task_dir: Path) -
     _collected.add(sandbox)
     dest = task_dir / "logs"
     wanted = {d.rsplit("/", 1)[1] for d in LOG_DIRS}
+    red = redactor_for(settings)
     # The file cap is the sandbox's (--copy-max-files); bytes are capped lower for logs.
-    report = sandbox.copy_out_report("/logs", dest, LOGS_CAP_BYTES, only=lambda rel: rel.split("/")[0] in wanted)
-    left_out = [] if report is None else report.left_out()
+    if getattr(sandbox, "redacts_copies", False):
+        # Names and contents are redacted as they stream in, before any file gets its name.
+        report = sandbox.copy_out_report("/logs", dest, LOGS_CAP_BYTES,  # type: ignore[call-arg]
+                                         only=lambda rel: rel.split("/")[0] in wanted, redactor=red)
+    else:
+        # Copied under a temporary name (never uploaded, removed on resume), redacted on the way
+        # to the final names.
+        staging = task_dir / f"{TEMP_PREFIX}logs"
+        report = sandbox.copy_out_report("/logs", staging, LOGS_CAP_BYTES,
+                                         only=lambda rel: rel.split("/")[0] in wanted)
+        move_redacted(staging, dest, red)
+    left_out = [red.text(line) for line in ([] if report is None else report.left_out())]
     if report is not None:
-        atomic_write_json(task_dir / "copy.json", report.to_dict() | {"max_bytes": LOGS_CAP_BYTES})
+        atomic_write_json(task_dir / "copy.json", red.obj(report.to_dict() | {"max_bytes": LOGS_CAP_BYTES}))
     if left_out:
         atomic_write_bytes(dest / "LEFT_OUT.txt",
                            ("Files of /logs not copied back (size or file-count cap, or not regular files):\n"

@@ -176,7 +176,9 @@ class GceBackend(Provider):
         (``--keep-workers``) when those are given, so a sweep in CI spares the other runs."""
         backend = cls._for_sweep(config, settings)
         labels = {MARKER_LABEL: MARKER_VALUE}
-        run_id = config.getoption("cloudeval_run_id", default=None)
+        from ...cleanup import cleanup_run_id  # the run id from every source, --resume included
+
+        run_id = cleanup_run_id(config)
         pool = config.getoption("cloudeval_keep_workers", default=None)
         if run_id:
             labels[RUN_LABEL] = label_value(run_id)

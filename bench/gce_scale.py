@@ -1,0 +1,201 @@
+"""50 VMs in one run on the shipped GCE emulator (goal: all 50 ready within 3x the time of 1 VM,
+controller peak RSS under 300 MB, every task passed, no VM left).
+
+Runs, in one invocation and against one emulator, ``pytest --cloud=gce -n 1`` and ``-n 50`` (one
+worker per VM, VMs on 127.0.0.2 and up) on trivial USACO tasks with the oracle agent, and measures:
+
+- ready: from launching pytest until every worker has collected (xdist's
+  ``pytest_xdist_node_collection_finished`` for the last node), which is when all can take tasks;
+  also the controller's own "ready in" (VMs up, SSH, code shipped, runtime checked), before xdist
+  starts the workers;
+- the controller's peak RSS (``VmHWM`` of the pytest process) and the largest RSS of the whole
+  process tree (pytest and its ssh clients) sampled every 0.5 s;
+- every task passed (one result.json each, outcome passed) and no instance of the run is left.
+
+    python bench/gce_scale.py [--vms 50] [--tasks-per-vm 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pytest_cloudeval.testing.gce_emulator import GceEmulator  # noqa: E402
+
+ADD = "a, b = map(int, input().split())\nprint(a + b)\n"
+# The judge's time limit per test is generous: 50 VMs on a small machine make a Python start slow,
+# and this bench measures readiness, not the judge.
+# Loaded by pytest on the controller: when each worker has collected, and the controller's peak RSS.
+TIMING_CONFTEST = '''import json, os, time
+
+_marks = {"collected": []}
+
+
+def pytest_xdist_node_collection_finished(node, ids):
+    _marks["collected"].append(time.time())
+
+
+def pytest_unconfigure(config):
+    if hasattr(config, "workerinput"):
+        return
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            _marks["vmhwm_kb"] = int(line.split()[1])
+    path = os.environ.get("BENCH_TIMING")
+    if path:
+        with open(path, "w") as f:
+            json.dump(_marks, f)
+'''
+
+
+def make_project(root: Path, tasks: int) -> None:
+    (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "conftest.py").write_text(TIMING_CONFTEST)
+    bench = root / "add"
+    problems = {}
+    for i in range(tasks):
+        pid = f"{1000 + i}_bronze_add_{i}"
+        problems[pid] = {"name": f"Add {i}", "problem_id": pid, "problem_level": "bronze", "description": "a+b",
+                         "runtime_limit": 60, "memory_limit": 256, "num_tests": 1, "solution_python3": ADD}
+        (bench / "tests" / pid).mkdir(parents=True)
+        (bench / "tests" / pid / "1.in").write_text(f"{i} {i}\n")
+        (bench / "tests" / pid / "1.out").write_text(f"{2 * i}\n")
+    (bench / "problems.json").write_text(json.dumps(problems))
+    (bench / "benchmark.toml").write_text('format = "usaco"\ndataset = "problems.json"\ntests_dir = "tests"\n')
+
+
+def tree_rss_kb(root_pid: int) -> int:
+    """Resident memory of ``root_pid`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(stat[1])
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(stat[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def run_pytest(root: Path, emulator: GceEmulator, run_id: str, workers: int, tasks: int,
+               keep: Path | None = None) -> dict[str, Any]:
+    timing = root / f"timing-{run_id}.json"
+    env = dict(os.environ, BENCH_TIMING=str(timing))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.pop("PYTEST_ADDOPTS", None)
+    results = root / "results"
+    cmd = [sys.executable, "-m", "pytest", "add", "-q", "-p", "no:cacheprovider", "--agent", "oracle",
+           "--cloud=gce", f"--gce-api-endpoint={emulator.endpoint}", "--gce-project=bench-project",
+           f"--results-dir={results}", f"--run-id={run_id}", "-n", str(workers)]
+    load_before = load()
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = [0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.5):
+            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = proc.communicate(timeout=1200)
+    wall = time.time() - t0
+    stop.set()
+    sampler.join()
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / f"{run_id}.out").write_text(out)
+    if proc.returncode != 0:  # reported with the figures; the checks below say what went wrong
+        print(f"pytest -n {workers} exited {proc.returncode}:\n{out[-3000:]}", flush=True)
+    marks = json.loads(timing.read_text()) if timing.is_file() else {"collected": []}
+    ready = re.search(r"worker\(s\) on (\d+) VM\(s\) ready in ([\d.]+) s", out)
+    running = re.search(r"VM\(s\) running after ([\d.]+) s", out)
+    passed = re.search(r"(\d+) passed", out)
+    stored = [json.loads(p.read_text()) for p in (results / run_id / "add").glob("*/result.json")]
+    left = [i["name"] for i in emulator.instances() if run_id in i["name"]]
+    collected = sorted(marks["collected"])
+    return {
+        "workers": workers, "wall_s": wall, "load_before": load_before, "load_after": load(),
+        "vms_ready": int(ready.group(1)) if ready else None,
+        "controller_ready_s": float(ready.group(2)) if ready else None,
+        "vms_running_s": float(running.group(1)) if running else None,
+        "all_workers_ready_s": collected[-1] - t0 if len(collected) == workers else None,
+        "first_worker_ready_s": collected[0] - t0 if collected else None,
+        "controller_peak_rss_mb": marks.get("vmhwm_kb", 0) / 1024,
+        "tree_peak_rss_mb": peak[0] / 1024,
+        "passed": int(passed.group(1)) if passed else 0,
+        "stored_passed": sum(1 for r in stored if r.get("outcome") == "passed"),
+        "tasks": tasks, "vms_left": left, "exit": proc.returncode,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vms", type=int, default=50)
+    parser.add_argument("--tasks-per-vm", type=int, default=2)
+    parser.add_argument("--keep-output", type=Path, help="write each pytest run's output to this folder")
+    args = parser.parse_args()
+    tasks = args.vms * args.tasks_per_vm
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="cloudeval-bench-") as tmp, GceEmulator(address_pool=range(2, 255)) as emulator:
+        root = Path(tmp)
+        make_project(root, tasks)
+        for workers in (1, args.vms):
+            row = run_pytest(root, emulator, f"scale{workers}-{os.getpid() % 10000}", workers, tasks,
+                             args.keep_output)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    one, many = rows
+    ok = True
+    for row in rows:
+        good = row["passed"] == tasks and row["stored_passed"] == tasks and not row["vms_left"]
+        ok &= good
+        print(f"-n {row['workers']:>2}: all workers ready {_f(row['all_workers_ready_s'])} s after launch "
+              f"(controller: VMs running {_f(row['vms_running_s'])} s, ready {_f(row['controller_ready_s'])} s); "
+              f"{row['passed']}/{tasks} passed, {row['stored_passed']} stored passed, "
+              f"{len(row['vms_left'])} VM(s) left; controller peak RSS {row['controller_peak_rss_mb']:.0f} MB "
+              f"(with ssh clients {row['tree_peak_rss_mb']:.0f} MB); wall {row['wall_s']:.1f} s; "
+              f"load {row['load_before']} -> {row['load_after']}")
+    if not (many["all_workers_ready_s"] and one["all_workers_ready_s"]):
+        print("not every worker became ready: no ratio")
+        return 1
+    ratio = many["all_workers_ready_s"] / one["all_workers_ready_s"]
+    rss_ok = many["controller_peak_rss_mb"] < 300
+    print(f"{args.vms} VMs ready in {ratio:.2f}x the time of 1 VM (goal <= 3): {'ok' if ratio <= 3 else 'OVER'}; "
+          f"controller peak RSS {many['controller_peak_rss_mb']:.0f} MB (goal < 300): {'ok' if rss_ok else 'OVER'}; "
+          f"tasks and cleanup: {'ok' if ok else 'FAILED'}")
+    return 0 if ok else 1
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Open xdist's worker gateways to the VMs in parallel, before xdist asks for them one by one.
+
+xdist's ``NodeManager.setup_nodes`` makes one gateway after another (RECIPES §4): with ssh each
+takes a login and an interpreter start, ~0.3-0.5 s on an idle machine, so 50 VMs would wait ~20 s
+in line after they are all ready. Here every gateway is opened at once on a few threads, in the
+node manager's own execnet group and with the very spec (and id) xdist would use; the group's
+``makegateway`` then hands each prepared gateway to xdist once. A restart of a lost worker later
+asks again for the same spec and gets a fresh gateway, as before. A gateway that could not be
+opened is left to xdist, which tries it itself and reports the error in its usual way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+MAX_THREADS = 16
+"""Logins at once: enough to hide each login's latency, few enough not to swamp a small controller."""
+
+
+class PreparedGateways:
+    """Gateways made ahead of xdist; ``take(spec)`` returns (once) the one made for that spec."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready: dict[tuple[str, str], Any] = {}
+
+    def put(self, spec: Any, gateway: Any) -> None:
+        with self._lock:
+            self._ready[_key(spec)] = gateway
+
+    def take(self, spec: Any) -> Any | None:
+        with self._lock:
+            return self._ready.pop(_key(spec), None)
+
+
+def _key(spec: Any) -> tuple[str, str]:
+    """A spec's identity: its gateway id (``gw3``) and its text (the slot's ssh alias and options)."""
+    return str(getattr(spec, "id", None)), str(getattr(spec, "_spec", spec))
+
+
+def prestart(group: Any, specs: Sequence[Any], say: Callable[[str], None] | None = None,
+             threads: int = MAX_THREADS) -> PreparedGateways:
+    """Open a gateway for each of ``specs`` in ``group`` on up to ``threads`` threads, and make the
+    group's ``makegateway`` return them (each once) when xdist asks for the same spec."""
+    prepared = PreparedGateways()
+    original = group.makegateway
+
+    def make(spec: Any) -> None:
+        try:
+            prepared.put(spec, original(spec))
+        except Exception as e:  # noqa: BLE001 - xdist retries this spec itself and reports its error
+            if say is not None:
+                say(f"cloudeval: could not open the gateway {getattr(spec, 'id', spec)} ahead of xdist ({e}); "
+                    f"xdist will try it")
+
+    if len(specs) > 1:
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(specs))),
+                                thread_name_prefix="cloudeval-gateway") as pool:
+            list(pool.map(make, specs))
+
+    def makegateway(spec: Any = None) -> Any:
+        gateway = prepared.take(spec) if spec is not None else None
+        return gateway if gateway is not None else original(spec)
+
+    group.makegateway = makegateway
+    return prepared
