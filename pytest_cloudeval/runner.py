@@ -60,6 +60,8 @@ class Attempt:
     repeat: int = 1
     attempt: int = 1
     nodeid: str = ""
+    lost: bool = False
+    """Set when the sandbox went away under the attempt (``SandboxLost``): the session runs it again."""
 
     @property
     def dirname(self) -> str:
@@ -176,6 +178,7 @@ def run_attempt(att: Attempt) -> TaskResult:
             result.verdict, result.score, result.message = judgement.verdict, judgement.score, judgement.message
             result.metrics.update(judgement.metrics)
     except InfrastructureError as e:
+        att.lost = bool(getattr(e, "retryable", False))
         result.outcome, result.verdict, result.error_kind = "error", "ERROR", e.kind
         result.error = str(e)
         result.message = f"{e.kind} error: {e}"
