@@ -42,6 +42,7 @@ def pytest_cloudeval_sandboxes() -> dict[str, Any]:
     return {
         "local": lazy(".sandbox.local:LocalSandbox"),
         "docker": lazy(".sandbox.docker:DockerSandbox", sdk="docker", what="the docker sandbox", extra="docker"),
+        "k8s": lazy(".sandbox.k8s:K8sSandbox", sdk="kubernetes", what="the k8s sandbox", extra="k8s"),
     }
 
 

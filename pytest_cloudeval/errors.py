@@ -41,6 +41,13 @@ class SandboxError(InfrastructureError):
     kind = "sandbox"
 
 
+class SandboxLost(SandboxError):
+    """The sandbox went away under a running attempt (pod evicted or deleted, exec stream dropped):
+    the attempt is run again, up to ``--attempts``, instead of being judged."""
+
+    retryable = True
+
+
 class VerifierError(InfrastructureError):
     """The task's verifier is broken (crashed, wrote no reward): fix the task, not the agent."""
 

@@ -41,7 +41,8 @@ PYTEST_SESSION_KEY = pytest.StashKey[pytest.Session]()
 
 
 # Subsystems that hook into the run; each imports its cloud SDK lazily, only when used.
-SUBSYSTEM_PLUGINS = ("pytest_cloudeval.artifacts.plugin", "pytest_cloudeval.backends.plugin")
+SUBSYSTEM_PLUGINS = ("pytest_cloudeval.artifacts.plugin", "pytest_cloudeval.backends.plugin",
+                     "pytest_cloudeval.sandbox.k8s_config")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

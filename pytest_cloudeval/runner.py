@@ -62,6 +62,8 @@ class Attempt:
     nodeid: str = ""
     # The redacted record written to result.json, kept so the caller does not serialize it again.
     record: dict[str, Any] | None = None
+    lost: bool = False
+    """Set when the sandbox went away under the attempt (``SandboxLost``): the session runs it again."""
 
     @property
     def dirname(self) -> str:
@@ -178,6 +180,7 @@ def run_attempt(att: Attempt) -> TaskResult:
             result.verdict, result.score, result.message = judgement.verdict, judgement.score, judgement.message
             result.metrics.update(judgement.metrics)
     except InfrastructureError as e:
+        att.lost = bool(getattr(e, "retryable", False))
         result.outcome, result.verdict, result.error_kind = "error", "ERROR", e.kind
         result.error = str(e)
         result.message = f"{e.kind} error: {e}"

@@ -5,6 +5,7 @@ Both the controller and xdist workers have one; workers get their ``Settings`` f
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,10 @@ class CloudEvalSession:
                           redactor=self.redactor, repeat=repeat, nodeid=nodeid,
                           attempt=self._attempt_number(nodeid))
         result = run_attempt(attempt)
+        while attempt.lost and attempt.attempt < settings.attempts:
+            # The sandbox went away under the attempt (an evicted pod...): not a verdict, run it again.
+            attempt = dataclasses.replace(attempt, attempt=attempt.attempt + 1, lost=False, record=None)
+            result = run_attempt(attempt)
         data = attempt.record if attempt.record is not None else self.redactor.result(result.to_dict())
         self.config.hook.pytest_cloudeval_task_finished(result=data, task_dir=attempt.task_dir, settings=settings)
         return data

@@ -36,6 +36,7 @@ from .options import (
     resolve,
 )
 from .redact import unsafe_reason
+from .sandbox.k8s_config import K8sConfig
 
 if TYPE_CHECKING:
     from .sandbox.base import SandboxOptions
@@ -77,7 +78,7 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "or package.module:function", env="CLOUDEVAL_AGENT", ini="cloudeval_agent", metavar="SPEC"),
     Option("--agent-arg", "cloudeval_agent_args", "KEY=VALUE passed to the agent as a keyword argument "
            "(repeatable)", type=_agent_arg, action="append", short="-A", metavar="KEY=VALUE"),
-    Option("--sandbox", "cloudeval_sandbox", "where agents and judges run: local or docker",
+    Option("--sandbox", "cloudeval_sandbox", "where agents and judges run: local, docker or k8s",
            default="local", env="CLOUDEVAL_SANDBOX", ini="cloudeval_sandbox", metavar="NAME"),
     Option("--sandbox-image", "cloudeval_sandbox_image", "container image for tasks that name none (the "
            "docker sandbox's runner image)", default="cloudeval/runner:bookworm", env="CLOUDEVAL_SANDBOX_IMAGE",
@@ -210,6 +211,8 @@ class Settings:
     """The result store's section (``--artifacts-url``), added on the controller by the store."""
     cloud_run: CloudSettings | None = None
     """The cloud workers' section (``--cloud``), added on the controller by the cloud plugin."""
+    k8s: K8sConfig | None = None
+    """The Kubernetes sandbox's section (``--sandbox=k8s``), added on the controller by ``sandbox/k8s_config``."""
     force_build: bool = False
     default_memory_mb: int = 2048
     copy_max_files: int = 10_000
@@ -244,6 +247,8 @@ class Settings:
             values["store"] = StoreSettings.from_dict(values["store"])
         if isinstance(values.get("cloud_run"), Mapping):
             values["cloud_run"] = CloudSettings.from_dict(values["cloud_run"])
+        if isinstance(values.get("k8s"), Mapping):
+            values["k8s"] = K8sConfig.from_dict(values["k8s"])
         return cls(**values)
 
     def local_name(self, folder: Path) -> str:

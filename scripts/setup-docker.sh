@@ -218,6 +218,8 @@ main() {
     shift
   done
   ensure_engine
+  # A real image registry on loopback for the Kubernetes tests (the emulator's pods pull from it).
+  command -v docker-registry >/dev/null 2>&1 || ensure_packages docker-registry
   if [[ "${WANT_IMAGES}" -eq 1 ]]; then
     ensure_base_image
     ensure_runner_image

@@ -45,8 +45,9 @@ def test_interrupt_then_resume(tmp_path: Path, sig: signal.Signals) -> None:
     write_benchmark(tmp_path / "bench")
     (tmp_path / "agent.py").write_text(AGENT)
     env = dict(os.environ, STARTED_FILE=str(tmp_path / "started"), RELEASE_FILE=str(tmp_path / "release"))
-    cmd = [sys.executable, "-m", "pytest", "bench", "--agent", "agent.py:run", "--run-id", "r", "-p",
-           "no:cacheprovider"]
+    # Agents get a minimal environment: the two control files reach it as passed variables.
+    cmd = [sys.executable, "-m", "pytest", "bench", "--agent", "agent.py:run", "--pass-env", "STARTED_FILE",
+           "--pass-env", "RELEASE_FILE", "--run-id", "r", "-p", "no:cacheprovider"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     deadline = time.monotonic() + 60

@@ -82,6 +82,7 @@ def test_report_html_after_ctrl_c_holds_what_finished(tmp_path: Path) -> None:
     (tmp_path / "agent.py").write_text(AGENT)
     env = dict(os.environ, STARTED_FILE=str(tmp_path / "started"), RELEASE_FILE=str(tmp_path / "release"))
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "bench", "--agent", "agent.py:run", "--run-id", "r",
+                             "--pass-env", "STARTED_FILE", "--pass-env", "RELEASE_FILE",
                              "-p", "no:cacheprovider"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline = time.monotonic() + 60

@@ -45,3 +45,33 @@ class TestDockerRoot(_Docker):
     """A task image run as root, in /app (how Harbor tasks run)."""
 
     spec_changes = {"image": BASE_IMAGE, "workdir": "/app"}
+
+
+class _K8s(SandboxConformance):
+    """The Kubernetes sandbox on the shipped emulator (pods are containers of the local engine)."""
+
+    def make_sandbox(self, tmp_path: Path, **changes: Any) -> Sandbox:
+        from pytest_cloudeval.sandbox.k8s import K8sSandbox
+        from tests.k8s_support import use_emulator
+
+        use_emulator()
+        type(self).sandbox_cls = K8sSandbox
+        return super().make_sandbox(tmp_path, **changes)
+
+    def test_declares_its_name_and_capabilities(self) -> None:
+        from pytest_cloudeval.sandbox.k8s import K8sSandbox
+
+        type(self).sandbox_cls = K8sSandbox
+        super().test_declares_its_name_and_capabilities()
+
+
+@pytest.mark.docker
+class TestK8s(_K8s):
+    """The runner image, its non-root user ``agent`` (switched to inside the pod)."""
+
+
+@pytest.mark.docker
+class TestK8sRoot(_K8s):
+    """A task image run as root, in /app."""
+
+    spec_changes = {"image": BASE_IMAGE, "workdir": "/app"}

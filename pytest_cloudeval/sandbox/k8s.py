@@ -1,0 +1,293 @@
+"""The Kubernetes sandbox: one pod per task attempt, commands through the exec API, files as tar over exec.
+
+The pod runs a keep-alive PID 1 (exits on SIGTERM, reaps orphans) with every security setting named
+(never privileged, no service-account token, no service links, ``restartPolicy: Never``, requests =
+limits, ``activeDeadlineSeconds`` so a forgotten pod dies on its own) and labels for the run, task and
+benchmark. No-network pods are only created after the run's deny-all NetworkPolicy exists. Secrets
+and task variables never enter the pod spec or an exec URL: ``k8s_exec`` sends them on the exec's
+stdin. Pods are deleted with grace 0 when the attempt ends, and swept by label at the end of the
+run and by ``pytest --cleanup --sandbox=k8s [--run-id X]``.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import tarfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..capture import CappedBuffer
+from ..errors import SandboxError
+from . import docker_archive as archive
+from . import k8s_api, k8s_exec
+from .base import Capability, CopyReport, ExecResult, Sandbox, SandboxOptions, SandboxSpec
+from .k8s_config import _STASH, config_of
+from .k8s_images import image_for_pod
+
+RUNNER_USER = "agent"
+DEADLINE_MARGIN_S = 1800
+"""activeDeadlineSeconds = twice the task's time plus this: only forgotten pods ever reach it."""
+POLL_S = 0.1
+
+
+class K8sSandbox(Sandbox):
+    name = "k8s"
+    capabilities: ClassVar[Capability] = Capability.PROCESS | Capability.CONTAINER
+
+    def __init__(self, spec: SandboxSpec) -> None:
+        super().__init__(spec)
+        self.cfg = config_of()
+        self.image: str | None = spec.image
+        self.user: str | None = spec.user
+        self.owner = archive.Owner()
+        self.pod: str | None = None
+        self.namespace = ""
+        self.pod_image = self.image
+        self._workdir = spec.workdir or "/"
+        self._closed = False
+        self._pending: archive.PendingArchive | None = None
+        self.limits: dict[str, Any] = {}
+
+    # -- session-wide -------------------------------------------------------------------------
+    @classmethod
+    def session_setup(cls, options: SandboxOptions) -> None:
+        cfg = config_of()
+        namespace = k8s_api.namespace_of(cfg)
+        api = k8s_api.core(cfg)
+        k8s_api.call(f"read namespace {namespace}", lambda: api.read_namespace(namespace))
+
+    @classmethod
+    def session_cleanup(cls, run_id: str | None) -> None:
+        if not _STASH.get("k8s"):
+            return  # this process never used a cluster, and --cleanup names one with --sandbox=k8s
+        _removed, problems = k8s_api.sweep(config_of(), run_id)
+        if problems:
+            raise SandboxError(f"could not delete {len(problems)} Kubernetes object(s): {'; '.join(problems[:3])}")
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def _factory(self) -> Any:
+        return k8s_api.api_client(self.cfg)
+
+    def start(self) -> None:
+        cfg, spec = self.cfg, self.spec
+        self.namespace = k8s_api.namespace_of(cfg)
+        if self.image is None:
+            # The task's image, pulled or built by the local engine (then pushed to --image-registry).
+            from . import docker_images
+
+            self.image = docker_images.resolve(spec.environment, spec.task.task_id, spec.options.default_image,
+                                               spec.options.force_build)
+        self.pod_image = image_for_pod(self.image, cfg.image_registry)
+        run = k8s_api.label_value(spec.run_id)
+        labels = {k8s_api.label_value(k) if "/" not in k else k: k8s_api.label_value(v)
+                  for k, v in spec.labels.items() if k not in (k8s_api.LABEL, k8s_api.RUN_LABEL)}
+        labels.update({k8s_api.LABEL: "true", k8s_api.RUN_LABEL: run,
+                       "cloudeval.task": k8s_api.label_value(spec.task.task_id),
+                       "cloudeval.benchmark": k8s_api.label_value(spec.task.benchmark),
+                       k8s_api.NO_NETWORK_LABEL: "bridge" if spec.network else "none"})
+        if not spec.network:
+            k8s_api.ensure_deny_all(cfg, self.namespace, spec.run_id)  # before the pod exists
+        self.limits = {"network": "bridge" if spec.network else "none (deny-all NetworkPolicy)",
+                       "cpus": spec.cpus, "memory_mb": spec.memory_mb, "gpus": spec.task.limits.gpus or 0}
+        timeout = spec.task.limits.agent_timeout_s or 3600
+        body = k8s_api.pod_manifest(
+            name=k8s_api.pod_name(spec.name), image=self.pod_image, labels=labels,
+            annotations={"cloudeval/task-id": spec.task.task_id[:1000], "cloudeval/run-id": spec.run_id},
+            cpus=spec.cpus, memory_mb=spec.memory_mb, gpus=int(spec.task.limits.gpus or 0),
+            workdir=spec.workdir, deadline_s=int(2 * timeout + DEADLINE_MARGIN_S), cfg=cfg)
+        api = k8s_api.core(cfg)
+        created = k8s_api.call(f"create pod {body['metadata']['name']}",
+                               lambda: api.create_namespaced_pod(self.namespace, body))
+        self.pod = created.metadata.name
+        self._wait_running(api)
+        self._learn_user_and_workdir()
+
+    def _wait_running(self, api: Any) -> None:
+        deadline = time.monotonic() + self.cfg.start_timeout_s
+        delay = 0.05
+        while True:
+            pod = k8s_api.call(f"read pod {self.pod}", lambda: api.read_namespaced_pod(self.pod, self.namespace))
+            phase = pod.status.phase
+            if phase == "Running":
+                return
+            if phase in ("Failed", "Succeeded") or time.monotonic() >= deadline:
+                events = k8s_api.pod_events(self.cfg, self.namespace, str(self.pod))
+                why = k8s_api.explain_pending(pod)
+                when = "ended before it ran" if phase in ("Failed", "Succeeded") else \
+                    f"did not start within --k8s-start-timeout {self.cfg.start_timeout_s:g}s"
+                raise SandboxError(f"pod {self.pod} (image {self.pod_image}) {when}: {why}"
+                                   + (f"; events: {' | '.join(events[-6:])}" if events else ""))
+            time.sleep(delay)
+            # Quick polls while a pod usually starts, then gentler ones for slow pulls and scale-ups.
+            delay = 0.1 if time.monotonic() < deadline - self.cfg.start_timeout_s + 10 else 1.0
+
+    def _learn_user_and_workdir(self) -> None:
+        if self.user is None and self.spec.image is None:
+            self.user = RUNNER_USER
+        if self.user is None and self.spec.workdir:
+            return  # the image's own user and a known folder: nothing to ask the pod
+        script = ('pwd; u="$1"; [ -n "$u" ] && id -u "${u%%:*}" 2>/dev/null && id -g "${u%%:*}" 2>/dev/null; true')
+        result = self._exec_raw(["sh", "-c", script, "sh", self.user or ""], timeout=60, env={}, cwd=None,
+                                user=None, stdin=None)
+        lines = result.stdout.split()
+        if not self.spec.workdir and lines:
+            self._workdir = lines[0]
+        if self.user and self.user not in ("root", "0", "0:0"):
+            if len(lines) >= 3 and lines[1].isdigit() and lines[2].isdigit():
+                self.owner = archive.Owner(int(lines[1]), int(lines[2]))
+            elif self.spec.user is None and self.spec.image is None:
+                self.user = None  # a custom --sandbox-image without the runner's user: its default
+            else:
+                raise SandboxError(f"user {self.user!r} does not exist in image {self.image}")
+        elif self.user in ("root", "0", "0:0"):
+            self.user = None
+        if self.user and self.spec.workdir:
+            self.make_dirs([self.spec.workdir])
+
+    @property
+    def workdir(self) -> str:
+        return self._workdir
+
+    def describe(self) -> dict[str, Any]:
+        return {"sandbox": "k8s", "pod": self.pod, "namespace": self.namespace, "image": self.pod_image,
+                "user": self.user or "(image default)", "workdir": self._workdir, "limits": dict(self.limits)}
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pending = None
+        if self.pod is None:
+            return
+        try:
+            api = k8s_api.core(self.cfg)
+            api.delete_namespaced_pod(self.pod, self.namespace, grace_period_seconds=0)
+        except Exception:  # noqa: BLE001 - the end-of-run sweep deletes it then
+            pass
+
+    # -- commands -----------------------------------------------------------------------------
+    def _ref(self) -> str:
+        if self._closed:
+            raise SandboxError("sandbox used after close()")
+        if self.pod is None:
+            raise SandboxError("sandbox used before start()")
+        return self.pod
+
+    def _exec_raw(self, argv: Sequence[str], *, timeout: float | None, env: Mapping[str, str], cwd: str | None,
+                  user: str | None, stdin: bytes | None, out: Any = None) -> ExecResult:
+        """One exec; the files written since the last one travel with it (unpacked before it runs)."""
+        half = max(1024, self.spec.options.output_cap_bytes // 2)
+        self._ref()
+        files = self._take_files()
+        return k8s_exec.run(self._factory, self.namespace, self._ref(), argv, timeout=timeout, env=env, cwd=cwd,
+                            user=user, stdin=stdin, out=out if out is not None else CappedBuffer(half, half),
+                            err=CappedBuffer(half, half), files=files)
+
+    def _take_files(self) -> k8s_exec.Files | None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return None
+        try:
+            return k8s_exec.Files(pending.finish().read(), tuple(sorted(pending.parents)),
+                                  f"{self.owner.uid}:{self.owner.gid}")
+        finally:
+            pending.discard()
+
+    def exec(self, cmd: Sequence[str] | str, *, timeout: float | None, stdin: bytes | None = None,
+             env: Mapping[str, str] | None = None, cwd: str | None = None, user: str | None = None) -> ExecResult:
+        self._ref()
+        argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        full_env = dict(self.spec.env)
+        if env:
+            full_env.update(env)
+        return self._exec_raw(argv, timeout=timeout, env=full_env, cwd=self._abs(cwd) if cwd else self._workdir,
+                              user=user or self.user, stdin=stdin)
+
+    def _root(self, script: str, *args: str, stdin: bytes | None = None, limit: int | None = None,
+              timeout: float = 300) -> tuple[ExecResult, bytes]:
+        sink = k8s_exec.Sink(limit) if limit is not None else None
+        result = self._exec_raw(["sh", "-c", script, "sh", *args], timeout=timeout, env={}, cwd="/", user=None,
+                                stdin=stdin, out=sink)
+        return result, bytes(sink.data) if sink is not None else result.stdout.encode()
+
+    # -- files --------------------------------------------------------------------------------
+    def _abs(self, path: str) -> str:
+        return posixpath.normpath(path if path.startswith("/") else posixpath.join(self._workdir, path))
+
+    def _pending_archive(self) -> archive.PendingArchive:
+        if self._pending is None:
+            self._pending = archive.PendingArchive()
+        return self._pending
+
+    def flush(self) -> None:
+        """Send the files written since the last command now (with a no-op command)."""
+        if self._pending is not None:
+            self._root("true")
+
+    def make_dirs(self, paths: Sequence[str], mode: int = 0o755) -> None:
+        pending = self._pending_archive()
+        for path in paths:
+            pending.add_dir(self._abs(path), mode, self.owner)
+
+    def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        self._ref()
+        self._pending_archive().add_file(self._abs(path), payload, mode, self.owner)
+
+    def read_file(self, path: str, max_bytes: int = 16 * 1024 * 1024) -> bytes:
+        target = self._abs(path)
+        script = 'f="$1"; [ -e "$f" ] || exit 44; [ -d "$f" ] && exit 45; head -c "$2" -- "$f"'
+        result, data = self._root(script, target, str(max_bytes), limit=max_bytes)
+        if result.exit_code == 44:
+            raise FileNotFoundError(f"{target} does not exist in the sandbox")
+        if result.exit_code == 45:
+            raise IsADirectoryError(f"{target} is a folder")
+        if not result.ok:
+            raise SandboxError(f"reading {target} in pod {self.pod} failed: {result.stderr.strip()[-300:]}")
+        return data
+
+    def copy_in(self, src: Path, dest: str) -> None:
+        if not src.exists():
+            raise FileNotFoundError(f"{src} does not exist")
+        self._pending_archive().add_host_path(src, self._abs(dest), self.owner)
+
+    def copy_out_report(self, src: str, dest: Path, max_bytes: int | None = None, *,
+                        max_files: int | None = None, only: Any = None) -> CopyReport | None:
+        limit_bytes = self.spec.options.copy_max_bytes if max_bytes is None else max_bytes
+        limit_files = self.spec.options.copy_max_files if max_files is None else max_files
+        source = self._abs(src)
+        parent, name = posixpath.split(source.rstrip("/") or "/")
+        script = 'p="$1"; n="$2"; [ -e "$p/$n" ] || exit 44; tar -cf - -C "$p" -- "$n"'
+        result, data = self._root(script, parent or "/", name or ".", limit=limit_bytes + 64 * 1024 * 1024)
+        if result.exit_code == 44:
+            return None
+        if not result.ok:
+            raise SandboxError(f"copying {source} out of pod {self.pod} failed: {result.stderr.strip()[-300:]}")
+        chunks = iter([data])
+        if _first_is_dir(data):
+            dest.mkdir(parents=True, exist_ok=True)
+            return archive.extract_archive(chunks, name, dest, limit_bytes, limit_files, only=only)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return archive.extract_archive(chunks, name, dest, limit_bytes, limit_files)
+
+    def stop_processes(self) -> None:
+        """Kill every process in the pod but its PID 1 (the keep-alive) and this exec's own."""
+        script = ('me=$$; up=$PPID; for d in /proc/[0-9]*; do p=${d#/proc/}; '
+                  'case $p in 1|"$me"|"$up") continue ;; esac; kill -9 "$p" 2>/dev/null; done; true')
+        result, _ = self._root(script, timeout=60)
+        if not result.ok:
+            raise SandboxError(f"could not stop the processes of pod {self.pod}: {result.stderr.strip()[-300:]}")
+
+
+def _first_is_dir(data: bytes) -> bool:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r|") as tar:
+            first = tar.next()
+            return bool(first and first.isdir())
+    except tarfile.TarError:
+        return False
+
+
