@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from pytest_cloudeval.backends.plugin import CloudXdistHooks
 
@@ -18,7 +18,7 @@ class Sched:
 
 def hooks() -> CloudXdistHooks:
     run: Any = SimpleNamespace(settings=SimpleNamespace(attempts=3, run_id="r"))
-    return CloudXdistHooks(run, session=None)
+    return CloudXdistHooks(run, session=cast(Any, SimpleNamespace(lost_attempts=[])))
 
 
 def crash_report(nodeid: str) -> Any:
@@ -41,13 +41,14 @@ def test_a_task_in_flight_is_still_queued_again() -> None:
     report = crash_report("b/benchmark.toml::t2")
     h.pytest_handlecrashitem("b/benchmark.toml::t2", report, sched)
     assert sched.pending == ["b/benchmark.toml::t2"] and h.attempts["b/benchmark.toml::t2"] == 2
+    assert len(h.session.lost_attempts) == 1
     assert h.pytest_report_teststatus(report) == ("rerun", "R", ("RERUN", {"yellow": True}))
 
 
 def local_hooks() -> Any:
     from pytest_cloudeval.plugin import XdistHooks
 
-    session: Any = SimpleNamespace(settings=SimpleNamespace(attempts=3, run_id="r", cloud=False))
+    session: Any = SimpleNamespace(settings=SimpleNamespace(attempts=3, run_id="r", cloud=False), lost_attempts=[])
     return XdistHooks(session)
 
 
@@ -71,6 +72,7 @@ def test_local_workers_do_not_run_a_task_again_whose_result_came_back() -> None:
     report = crash_report("b/benchmark.toml::t1")
     h.pytest_handlecrashitem("b/benchmark.toml::t1", report, sched)
     assert sched.pending == [] and "b/benchmark.toml::t1" not in h.attempts
+    assert h.session.lost_attempts == [], "a finished task is not a lost attempt"
     assert report.outcome == "rerun" and "not run again" in report.longrepr
     assert h.pytest_report_teststatus(report) == ("", "", ("", {}))
 
@@ -82,4 +84,5 @@ def test_local_workers_still_queue_a_task_in_flight_again() -> None:
     report = crash_report("b/benchmark.toml::t2")
     h.pytest_handlecrashitem("b/benchmark.toml::t2", report, sched)
     assert sched.pending == ["b/benchmark.toml::t2"] and h.attempts["b/benchmark.toml::t2"] == 2
+    assert len(h.session.lost_attempts) == 1
     assert h.pytest_report_teststatus(report) == ("rerun", "R", ("RERUN", {"yellow": True}))
