@@ -84,7 +84,10 @@ def test_local_setsid_daemons_of_agent_and_submission_die_with_the_attempt(tmp_p
     (tmp_path / "agent.py").write_text(DAEMON_AGENT)
     out = tmp_path / "out"
     out.mkdir()
-    res = run_pytest(tmp_path, "bench", "--agent", "agent.py:run", "-A", f"out={out}", "--run-id", "r")
+    # The script judge lets a submission start processes (HAL's judge disables os.system, subprocess
+    # and fork): the mode in which a daemon could outlive its attempt at all.
+    res = run_pytest(tmp_path, "bench", "--agent", "agent.py:run", "-A", f"out={out}", "--run-id", "r",
+                     "--usaco-judge", "script")
     assert res.returncode == 0, res.stdout + res.stderr  # the submissions are right: all pass
     agents = [int(p) for p in (out / "agent-daemons.pids").read_text().split()]
     submissions = [int(p) for p in (out / "submission-daemons.pids").read_text().split()]
