@@ -159,7 +159,7 @@ def test_cleanup_sweeps_a_killed_runs_pods(tmp_path: Path) -> None:
 
 def test_kubectl_against_the_emulator(tmp_path: Path) -> None:
     kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl is missing: scripts/setup-dev.sh installs one"
+    assert kubectl, "kubectl is missing: scripts/setup-dev.sh installs one (bash scripts/setup-dev.sh)"
     emu = emulator()
     env = dict(os.environ, KUBECONFIG=str(emu.kubeconfig))
     run_id = new_run_id("k8s-kubectl")
