@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pytest_cloudeval.testing.k8s_emulator import (
     docker_pods,
     objects_routes,
+    protobuf,
     rbac,
     resources,
     tables,
@@ -148,8 +149,8 @@ class K8sHandler(objects_routes.ObjectRoutes, BaseHTTPRequestHandler):
         self.query = parse_qs(split.query, keep_blank_values=True)
         self.server.record({"time": time.time(), "method": method, "path": self.path,
                             "headers": {k: v for k, v in self.headers.items() if k.lower() not in _HIDDEN_HEADERS}})
-        body = self._body()
         try:
+            body = self._body()
             self.identity = self._authorize(method, path)
         except ApiError as e:
             self._json(e.code, e.status())
@@ -201,6 +202,11 @@ class K8sHandler(objects_routes.ObjectRoutes, BaseHTTPRequestHandler):
         if not length:
             return None
         raw = self.rfile.read(length)
+        if "protobuf" in (self.headers.get("Content-Type") or ""):
+            try:
+                return protobuf.decode(raw)
+            except ValueError as e:
+                raise ApiError(415, "UnsupportedMediaType", f"the emulator reads JSON bodies ({e})") from None
         try:
             return json.loads(raw)
         except ValueError:
