@@ -249,6 +249,12 @@ try:
     print("unverified", "accepted")
 except ssl.SSLError as e:
     print("unverified", "refused")
+import socket
+try:
+    socket.create_connection(("127.0.0.1", int(os.environ["ADMIN_PORT"])), timeout=3).close()
+    print("host-loopback", "reachable")
+except OSError:
+    print("host-loopback", "unreachable")
 """
 
 
@@ -256,7 +262,9 @@ def test_pod_with_a_service_account_reaches_the_api_over_verified_tls(sandbox_ac
     namespace, _token = sandbox_account
     core, _batch, _rbac = admin_clients()
     spec = pod("worker-pod", ["python3", "-c", IN_CLUSTER_SCRIPT], serviceAccountName="worker")
-    spec["spec"]["containers"][0]["env"] = [{"name": "IMAGE", "value": RUNNER_IMAGE}]
+    admin_port = emulator().endpoint.rsplit(":", 1)[1]
+    spec["spec"]["containers"][0]["env"] = [{"name": "IMAGE", "value": RUNNER_IMAGE},
+                                            {"name": "ADMIN_PORT", "value": admin_port}]
     created = core.create_namespaced_pod(namespace, spec)
     assert created.spec.containers[0].volume_mounts[0].mount_path == "/var/run/secrets/kubernetes.io/serviceaccount"
     wait_for("the in-cluster pod to finish",
@@ -264,11 +272,12 @@ def test_pod_with_a_service_account_reaches_the_api_over_verified_tls(sandbox_ac
     log = core.read_namespaced_pod_log("worker-pod", namespace)
     assert "list 200 ['worker-pod']" in log and "create 201" in log, log
     assert "jobs 403 Forbidden" in log and "unverified refused" in log, log
+    assert "host-loopback unreachable" in log, "the pod reached the emulator's plain (admin) port on the host"
     assert core.read_namespaced_pod("sibling", namespace).metadata.name == "sibling"
 
 
 def test_the_clients_in_cluster_loader_and_exec_over_tls(sandbox_account: Any, tmp_path: Any) -> None:
-    """The official client's own in-cluster code path, fed the files and variables a pod gets."""
+    """The official client's own in-cluster code path, fed the files and variables a pod gets (run on the host)."""
     from kubernetes import client
     from kubernetes.config.incluster_config import InClusterConfigLoader
     from kubernetes.stream import stream
@@ -286,6 +295,9 @@ def test_the_clients_in_cluster_loader_and_exec_over_tls(sandbox_account: Any, t
     (tmp_path / "token").write_text(read(f"{folder}/token"))
     (tmp_path / "ca.crt").write_text(read(f"{folder}/ca.crt"))
     env = dict(line.split("=", 1) for line in read("/proc/1/environ").split("\0") if "=" in line)
+    assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("127.0.0.1", "443")
+    # In the pod 127.0.0.1:443 is its API proxy; from the host the same TLS listener is on its own port.
+    env["KUBERNETES_SERVICE_PORT"] = emulator().tls_endpoint.rsplit(":", 1)[1]
     configuration = client.Configuration()
     InClusterConfigLoader(token_filename=str(tmp_path / "token"), cert_filename=str(tmp_path / "ca.crt"),
                           environ=env).load_and_set(configuration)
