@@ -89,7 +89,7 @@ def _fresh_verifier_dir(sandbox: Sandbox, user: str | None) -> None:
               'rm -rf "/logs/.verifier-old-$$" && mkdir -p /logs/verifier && '
               'if [ -n "$1" ]; then chown "$1" /logs/verifier; else chown "$(id -u):$(id -g)" /logs/verifier; fi '
               '&& chmod 755 /logs/verifier')
-    if not owner:
+    if not owner and not getattr(sandbox, "default_user_is_root", False):
         # The verifier runs as the sandbox's default user: make the folder as that user.
         script = ('{ ! [ -e /logs/verifier ] || mv /logs/verifier "/logs/.verifier-old-$$"; } && '
                   'rm -rf "/logs/.verifier-old-$$"')
