@@ -20,9 +20,9 @@ from .capture import CappedBuffer
 from .errors import BenchmarkError, InfrastructureError
 from .layout import mark_results_dir
 from .model import DEFAULT_AGENT_TIMEOUT_S, AgentOutput, Task, TaskResult
+from .prepare_ahead import PreparedSandboxes
 from .redact import Redactor
 from .results import atomic_write_bytes, atomic_write_json, redact_tree, result_dirname
-from .prepare_ahead import PreparedSandboxes
 from .sandbox.base import Sandbox, SandboxSpec
 from .sandbox.config import options_from_settings
 from .settings import Settings

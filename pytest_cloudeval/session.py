@@ -16,9 +16,9 @@ from .agents.base import Agent
 from .errors import AgentSpecError, MissingExtraError
 from .layout import mark_results_dir
 from .model import Task, TaskResult
+from .prepare_ahead import PreparedSandboxes
 from .redact import Redactor
 from .results import atomic_write_json, result_dirname
-from .prepare_ahead import PreparedSandboxes
 from .runner import Attempt, run_attempt, sandbox_spec, skip_reason
 from .sandbox.base import Sandbox
 from .settings import Settings

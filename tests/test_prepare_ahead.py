@@ -212,7 +212,7 @@ def test_the_next_items_container_comes_up_during_the_current_item_and_is_used(
         first, rest = order[0], order[1:]
         assert results[first]["metrics"]["sandbox.prepared_ahead"] is False
         assert boxes[first]["prepared_ahead"] is False
-        for before, name in zip(order, rest):
+        for before, name in zip(order[:-1], rest, strict=True):
             assert results[name]["metrics"]["sandbox.prepared_ahead"] is True, (name, results[name])
             assert boxes[name]["prepared_ahead"] is True
             # Created while the item before it (on the same worker) was still running.
