@@ -325,7 +325,7 @@ def test_a_root_verifier_runs_in_one_command_and_a_broken_logs_folder_is_an_erro
                 calls: list[Any] = []
                 real_exec = box.exec
 
-                def counted(cmd: Any, **kwargs: Any) -> Any:
+                def counted(cmd: Any, calls: list[Any] = calls, real_exec: Any = real_exec, **kwargs: Any) -> Any:
                     calls.append(cmd)
                     return real_exec(cmd, **kwargs)
 
