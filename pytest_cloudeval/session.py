@@ -113,10 +113,12 @@ class CloudEvalSession:
         """Start bringing up, in the background, the sandbox the first attempt of this (next) item
         will take: only for sandboxes that prepare ahead, never for an item ``--resume`` keeps or one
         that will be skipped. True when a preparation started."""
-        cls = self.sandbox_cls()
-        if not cls.prepares_ahead or not self.settings.agent or self._stored(task, repeat) is not None:
+        if not self.settings.agent or self._stored(task, repeat) is not None:
             return False
         try:
+            cls = self.sandbox_cls()
+            if not cls.prepares_ahead:
+                return False
             attempt = self._first_attempt(task, repeat, nodeid)
             if skip_reason(attempt) is not None:
                 return False
