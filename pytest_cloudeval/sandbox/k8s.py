@@ -31,6 +31,9 @@ RUNNER_USER = "agent"
 DEADLINE_MARGIN_S = 1800
 """activeDeadlineSeconds = twice the task's time plus this: only forgotten pods ever reach it."""
 POLL_S = 0.1
+_learned: dict[tuple[str, str, str], list[str]] = {}
+"""(pod image, user, workdir asked) -> what ``_learn_user_and_workdir`` read in a pod of that image
+(its working folder, the user's uid and gid), as the Docker sandbox caches its owner lookups."""
 
 
 class K8sSandbox(Sandbox):
@@ -56,20 +59,26 @@ class K8sSandbox(Sandbox):
     def session_setup(cls, options: SandboxOptions) -> None:
         cfg = config_of()
         namespace = k8s_api.namespace_of(cfg)
-        api = k8s_api.core(cfg)
+        api = k8s_api.rest(cfg)
         k8s_api.call(f"read namespace {namespace}", lambda: api.read_namespace(namespace))
 
     @classmethod
+    def cleanup_skipped(cls) -> str | None:
+        if _STASH.get("k8s"):
+            return None
+        return "no cluster named (a cluster is swept only with --sandbox=k8s [--kubeconfig F] [--k8s-context C])"
+
+    @classmethod
     def session_cleanup(cls, run_id: str | None) -> None:
-        if not _STASH.get("k8s"):
+        if cls.cleanup_skipped():
             return  # this process never used a cluster, and --cleanup names one with --sandbox=k8s
         _removed, problems = k8s_api.sweep(config_of(), run_id)
         if problems:
             raise SandboxError(f"could not delete {len(problems)} Kubernetes object(s): {'; '.join(problems[:3])}")
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def _factory(self) -> Any:
-        return k8s_api.api_client(self.cfg)
+    def _rest(self) -> Any:
+        return k8s_api.rest(self.cfg)
 
     def start(self) -> None:
         cfg, spec = self.cfg, self.spec
@@ -98,10 +107,10 @@ class K8sSandbox(Sandbox):
             annotations={"cloudeval/task-id": spec.task.task_id[:1000], "cloudeval/run-id": spec.run_id},
             cpus=spec.cpus, memory_mb=spec.memory_mb, gpus=int(spec.task.limits.gpus or 0),
             workdir=spec.workdir, deadline_s=int(2 * timeout + DEADLINE_MARGIN_S), cfg=cfg)
-        api = k8s_api.core(cfg)
+        api = k8s_api.rest(cfg)
         created = k8s_api.call(f"create pod {body['metadata']['name']}",
-                               lambda: api.create_namespaced_pod(self.namespace, body))
-        self.pod = created.metadata.name
+                               lambda: api.create_pod(self.namespace, body))
+        self.pod = str(created["metadata"]["name"])
         self._wait_running(api)
         self._learn_user_and_workdir()
 
@@ -109,8 +118,8 @@ class K8sSandbox(Sandbox):
         deadline = time.monotonic() + self.cfg.start_timeout_s
         delay = 0.05
         while True:
-            pod = k8s_api.call(f"read pod {self.pod}", lambda: api.read_namespaced_pod(self.pod, self.namespace))
-            phase = pod.status.phase
+            pod = k8s_api.call(f"read pod {self.pod}", lambda: api.read_pod(self.namespace, str(self.pod)))
+            phase = (pod.get("status") or {}).get("phase")
             if phase == "Running":
                 return
             if phase in ("Failed", "Succeeded") or time.monotonic() >= deadline:
@@ -129,10 +138,16 @@ class K8sSandbox(Sandbox):
             self.user = RUNNER_USER
         if self.user is None and self.spec.workdir:
             return  # the image's own user and a known folder: nothing to ask the pod
-        script = ('pwd; u="$1"; [ -n "$u" ] && id -u "${u%%:*}" 2>/dev/null && id -g "${u%%:*}" 2>/dev/null; true')
-        result = self._exec_raw(["sh", "-c", script, "sh", self.user or ""], timeout=60, env={}, cwd=None,
-                                user=None, stdin=None)
-        lines = result.stdout.split()
+        key = (str(self.pod_image), self.user or "", self.spec.workdir or "")
+        lines = _learned.get(key)
+        if lines is None:
+            # The image's working folder and the user's uid/gid: asked once per image and user per process.
+            script = 'pwd; u="$1"; [ -n "$u" ] && id -u "${u%%:*}" 2>/dev/null && id -g "${u%%:*}" 2>/dev/null; true'
+            result = self._exec_raw(["sh", "-c", script, "sh", self.user or ""], timeout=60, env={}, cwd=None,
+                                    user=None, stdin=None)
+            lines = result.stdout.split()
+            if result.ok and lines:
+                _learned[key] = lines
         if not self.spec.workdir and lines:
             self._workdir = lines[0]
         if self.user and self.user not in ("root", "0", "0:0"):
@@ -163,8 +178,7 @@ class K8sSandbox(Sandbox):
         if self.pod is None:
             return
         try:
-            api = k8s_api.core(self.cfg)
-            api.delete_namespaced_pod(self.pod, self.namespace, grace_period_seconds=0)
+            k8s_api.rest(self.cfg).delete_pod(self.namespace, self.pod, grace_period_seconds=0)
         except Exception:  # noqa: BLE001 - the end-of-run sweep deletes it then
             pass
 
@@ -182,7 +196,7 @@ class K8sSandbox(Sandbox):
         half = max(1024, self.spec.options.output_cap_bytes // 2)
         self._ref()
         files = self._take_files()
-        return k8s_exec.run(self._factory, self.namespace, self._ref(), argv, timeout=timeout, env=env, cwd=cwd,
+        return k8s_exec.run(self._rest, self.namespace, self._ref(), argv, timeout=timeout, env=env, cwd=cwd,
                             user=user, stdin=stdin, out=out if out is not None else CappedBuffer(half, half),
                             err=CappedBuffer(half, half), files=files)
 
