@@ -30,7 +30,9 @@ from .k8s_images import image_for_pod
 RUNNER_USER = "agent"
 DEADLINE_MARGIN_S = 1800
 """activeDeadlineSeconds = twice the task's time plus this: only forgotten pods ever reach it."""
-POLL_S = 0.1
+POLL_S = 1.0
+"""Pod start: polls confirm what the watch says, or replace it where watches do not work."""
+WATCH_S = 10.0
 _learned: dict[tuple[str, str, str], list[str]] = {}
 """(pod image, user, workdir asked) -> what ``_learn_user_and_workdir`` read in a pod of that image
 (its working folder, the user's uid and gid), as the Docker sandbox caches its owner lookups."""
@@ -111,27 +113,47 @@ class K8sSandbox(Sandbox):
         created = k8s_api.call(f"create pod {body['metadata']['name']}",
                                lambda: api.create_pod(self.namespace, body))
         self.pod = str(created["metadata"]["name"])
-        self._wait_running(api)
+        self._wait_running(api, created)
         self._learn_user_and_workdir()
 
-    def _wait_running(self, api: Any) -> None:
+    def _wait_running(self, api: Any, created: Mapping[str, Any]) -> None:
+        """Until the pod runs: a watch of the pod wakes this at each change (a poll every second
+        confirms, and takes over where watches are refused or cut)."""
         deadline = time.monotonic() + self.cfg.start_timeout_s
-        delay = 0.05
+        version = str((created.get("metadata") or {}).get("resourceVersion") or "")
+        watching = bool(version)
         while True:
             pod = k8s_api.call(f"read pod {self.pod}", lambda: api.read_pod(self.namespace, str(self.pod)))
             phase = (pod.get("status") or {}).get("phase")
             if phase == "Running":
                 return
-            if phase in ("Failed", "Succeeded") or time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if phase in ("Failed", "Succeeded") or left <= 0:
                 events = k8s_api.pod_events(self.cfg, self.namespace, str(self.pod))
                 why = k8s_api.explain_pending(pod)
                 when = "ended before it ran" if phase in ("Failed", "Succeeded") else \
                     f"did not start within --k8s-start-timeout {self.cfg.start_timeout_s:g}s"
                 raise SandboxError(f"pod {self.pod} (image {self.pod_image}) {when}: {why}"
                                    + (f"; events: {' | '.join(events[-6:])}" if events else ""))
-            time.sleep(delay)
-            # Quick polls while a pod usually starts, then gentler ones for slow pulls and scale-ups.
-            delay = 0.1 if time.monotonic() < deadline - self.cfg.start_timeout_s + 10 else 1.0
+            version = str((pod.get("metadata") or {}).get("resourceVersion") or version)
+            if not (watching and version and self._watch_until_started(api, version, min(left, WATCH_S))):
+                watching = False
+                time.sleep(min(left, POLL_S))
+
+    def _watch_until_started(self, api: Any, version: str, seconds: float) -> bool:
+        """Follow the pod's changes after ``version`` until it runs or ends, or the window passes (True:
+        read it and watch again); False when watching does not work here (refused, cut, or ended at
+        once without news): then polls."""
+        started = time.monotonic()
+        seen = 0
+        try:
+            for pod in api.watch_pod(self.namespace, str(self.pod), version, max(1, int(seconds))):
+                seen += 1
+                if (pod.get("status") or {}).get("phase") in ("Running", "Failed", "Succeeded"):
+                    return True
+        except Exception:  # noqa: BLE001 - refused (RBAC, proxies), cut, or not JSON: polls do
+            return False
+        return seen > 0 or time.monotonic() - started >= seconds / 2
 
     def _learn_user_and_workdir(self) -> None:
         if self.user is None and self.spec.image is None:

@@ -12,7 +12,7 @@ pod's phase. Exec websockets are opened with the same package's ``websocket_call
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 JSON = "application/json"
@@ -92,6 +92,37 @@ class Rest:
     def delete_network_policy(self, namespace: str, name: str) -> dict[str, Any]:
         return self.request("DELETE", "/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/{name}",
                             {"namespace": namespace, "name": name})
+
+    def watch_pod(self, namespace: str, name: str, resource_version: str, timeout_s: int) -> Iterator[dict[str, Any]]:
+        """The pod's states after ``resource_version`` as the API server streams them (a watch of one
+        pod by field selector), for at most ``timeout_s``; ends early when the caller stops iterating.
+        ``ApiException`` if the watch is refused; an ``ERROR`` event (e.g. 410 Gone) ends it too."""
+        from kubernetes.client.exceptions import ApiException
+
+        query = [("fieldSelector", f"metadata.name={name}"), ("resourceVersion", resource_version),
+                 ("timeoutSeconds", int(timeout_s)), ("watch", "true")]
+        method, url, headers, _body, _post = self.client.param_serialize(
+            method="GET", resource_path="/api/v1/namespaces/{namespace}/pods", path_params={"namespace": namespace},
+            query_params=query, header_params={"Accept": JSON}, auth_settings=["BearerToken"])
+        response = self.client.call_api(method, url, header_params=headers, _request_timeout=(10, timeout_s + 10))
+        if not 200 <= response.status <= 299:
+            text = (response.read() or b"").decode("utf-8", errors="replace")
+            ApiException.from_response(http_resp=response, body=text, data=None)  # raises
+        raw = response.response
+        try:
+            pending = b""
+            for chunk in raw.stream(amt=None, decode_content=False):
+                pending += chunk
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR" or not isinstance(event.get("object"), dict):
+                        return
+                    yield event["object"]
+        finally:
+            raw.close()
 
     def exec_url(self, namespace: str, pod: str, command: Sequence[str], *, stdin: bool) -> tuple[str, dict[str, str]]:
         """The ``pods/exec`` URL (the command in its query, as every client sends it) and its headers."""

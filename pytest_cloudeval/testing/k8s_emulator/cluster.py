@@ -452,6 +452,8 @@ class Cluster:
             state = states.get(record.container_id)
             if state is not None and state["state"] == "running":
                 continue
+            if docker_pods.is_running(record.container_id):
+                continue  # created or started after the snapshot: running, not Succeeded with exit code 0
             code, oom, finished = docker_pods.exit_info(record.container_id)
             container = record.obj["spec"]["containers"][0]
             reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")

@@ -149,6 +149,16 @@ def states(state_label: str) -> dict[str, dict[str, Any]]:
     return {str(c["Id"]): {"state": c.get("State", ""), "status": c.get("Status", "")} for c in found}
 
 
+def is_running(ref: str) -> bool:
+    """Whether the container runs now (one inspect; a container started after a ``states`` snapshot)."""
+    import docker.errors
+
+    try:
+        return bool((api().inspect_container(ref).get("State") or {}).get("Running"))
+    except docker.errors.NotFound:
+        return False
+
+
 def exit_info(ref: str) -> tuple[int, bool, str]:
     """(exit code, OOM killed, finished at) of a stopped container."""
     import docker.errors
