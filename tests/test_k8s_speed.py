@@ -109,3 +109,22 @@ def test_pod_start_polls_where_watches_are_refused(tmp_path: Path, monkeypatch: 
         assert box.exec(["sh", "-c", "echo up"], timeout=30).stdout == "up\n"
     finally:
         box.close()
+
+
+def test_a_task_image_with_a_workdir_starts_without_asking_the_pod(tmp_path: Path) -> None:
+    """As the Docker sandbox: a task's own image runs as its user (or [agent] user) in [environment]
+    workdir, so the start needs no exec; the runner's ``agent`` user is not looked up in it."""
+    from pytest_cloudeval.model import TaskEnvironment
+    from tests.docker_support import BASE_IMAGE
+
+    box = make_box(tmp_path, new_run_id("k8s-ownimage"),
+                   environment=TaskEnvironment(image=BASE_IMAGE, workdir="/work/here"))
+    try:
+        box.start()
+        execs = [line for line in access_log_lines() if f"/pods/{box.pod}/exec" in line["path"]]
+        assert execs == [], "the start ran commands in the pod"
+        assert box.user is None and box.workdir == "/work/here"
+        result = box.exec(["sh", "-c", "pwd; id -u"], timeout=30)
+        assert result.stdout.split() == ["/work/here", "0"], result.stdout + result.stderr
+    finally:
+        box.close()

@@ -45,13 +45,17 @@ class K8sSandbox(Sandbox):
     def __init__(self, spec: SandboxSpec) -> None:
         super().__init__(spec)
         self.cfg = config_of()
+        env = spec.environment
+        self._own_image = bool(spec.image or env.image or env.build_context)
+        """The task brings its image (run as its user, root by default) or takes the runner image."""
         self.image: str | None = spec.image
-        self.user: str | None = spec.user
+        self.user: str | None = spec.user or env.agent_user
+        self._wanted_workdir = spec.workdir or env.workdir
         self.owner = archive.Owner()
         self.pod: str | None = None
         self.namespace = ""
         self.pod_image = self.image
-        self._workdir = spec.workdir or "/"
+        self._workdir = self._wanted_workdir or "/"
         self._closed = False
         self._pending: archive.PendingArchive | None = None
         self.limits: dict[str, Any] = {}
@@ -108,7 +112,7 @@ class K8sSandbox(Sandbox):
             name=k8s_api.pod_name(spec.name), image=self.pod_image, labels=labels,
             annotations={"cloudeval/task-id": spec.task.task_id[:1000], "cloudeval/run-id": spec.run_id},
             cpus=spec.cpus, memory_mb=spec.memory_mb, gpus=int(spec.task.limits.gpus or 0),
-            workdir=spec.workdir, deadline_s=int(2 * timeout + DEADLINE_MARGIN_S), cfg=cfg)
+            workdir=self._wanted_workdir, deadline_s=int(2 * timeout + DEADLINE_MARGIN_S), cfg=cfg)
         api = k8s_api.rest(cfg)
         created = k8s_api.call(f"create pod {body['metadata']['name']}",
                                lambda: api.create_pod(self.namespace, body))
@@ -156,11 +160,11 @@ class K8sSandbox(Sandbox):
         return seen > 0 or time.monotonic() - started >= seconds / 2
 
     def _learn_user_and_workdir(self) -> None:
-        if self.user is None and self.spec.image is None:
+        if self.user is None and not self._own_image:
             self.user = RUNNER_USER
-        if self.user is None and self.spec.workdir:
+        if self.user is None and self._wanted_workdir:
             return  # the image's own user and a known folder: nothing to ask the pod
-        key = (str(self.pod_image), self.user or "", self.spec.workdir or "")
+        key = (str(self.pod_image), self.user or "", self._wanted_workdir or "")
         lines = _learned.get(key)
         if lines is None:
             # The image's working folder and the user's uid/gid: asked once per image and user per process.
@@ -170,19 +174,19 @@ class K8sSandbox(Sandbox):
             lines = result.stdout.split()
             if result.ok and lines:
                 _learned[key] = lines
-        if not self.spec.workdir and lines:
+        if not self._wanted_workdir and lines:
             self._workdir = lines[0]
         if self.user and self.user not in ("root", "0", "0:0"):
             if len(lines) >= 3 and lines[1].isdigit() and lines[2].isdigit():
                 self.owner = archive.Owner(int(lines[1]), int(lines[2]))
-            elif self.spec.user is None and self.spec.image is None:
+            elif self.spec.user is None and not self._own_image:
                 self.user = None  # a custom --sandbox-image without the runner's user: its default
             else:
                 raise SandboxError(f"user {self.user!r} does not exist in image {self.image}")
         elif self.user in ("root", "0", "0:0"):
             self.user = None
-        if self.user and self.spec.workdir:
-            self.make_dirs([self.spec.workdir])
+        if self.user and self._wanted_workdir:
+            self.make_dirs([self._wanted_workdir])
 
     @property
     def workdir(self) -> str:
