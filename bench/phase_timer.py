@@ -60,7 +60,7 @@ def _wrap_function(module: Any, name: str, phase: str) -> None:
         try:
             return original(*args, **kwargs)
         finally:
-            _record("k8s" if "k8s" in module.__name__ else "any", phase, time.perf_counter() - started)
+            _record("k8s", phase, time.perf_counter() - started)
 
     setattr(module, name, timed)
 
@@ -79,12 +79,10 @@ def _install() -> None:
         _wrap(cls, "stop_processes", name, "stop processes")
     _wrap(K8sSandbox, "_wait_running", "k8s", "  wait running")
     _wrap(K8sSandbox, "_learn_user_and_workdir", "k8s", "  learn user/workdir")
-    from pytest_cloudeval.sandbox import docker_images
     from pytest_cloudeval.sandbox import k8s as k8s_module
 
     for module, name, phase in ((k8s_api, "namespace_of", "  namespace/config"),
                                 (k8s_api, "ensure_deny_all", "  deny-all policy"),
-                                (docker_images, "resolve", "  image resolve"),
                                 (k8s_module, "image_for_pod", "  image for pod")):
         _wrap_function(module, name, phase)
     call = k8s_api.call
