@@ -153,8 +153,9 @@ class K8sSandbox(Sandbox):
         try:
             for pod in api.watch_pod(self.namespace, str(self.pod), version, max(1, int(seconds))):
                 seen += 1
-                if (pod.get("status") or {}).get("phase") in ("Running", "Failed", "Succeeded"):
-                    return True
+                if (pod.get("status") or {}).get("phase") in ("Running", "Failed", "Succeeded") or \
+                        (pod.get("metadata") or {}).get("deletionTimestamp"):
+                    return True  # running, ended or going: the read that follows says which
         except Exception:  # noqa: BLE001 - refused (RBAC, proxies), cut, or not JSON: polls do
             return False
         return seen > 0 or time.monotonic() - started >= seconds / 2
