@@ -161,8 +161,8 @@ def states(state_label: str) -> dict[str, dict[str, Any]]:
     return {str(c["Id"]): {"state": c.get("State", ""), "status": c.get("Status", "")} for c in found}
 
 
-def is_running(ref: str) -> bool:
-    """Whether the container runs now (one inspect; a container started after a ``states`` snapshot)."""
+def running(ref: str) -> bool:
+    """True while the container runs (False when gone or stopped)."""
     import docker.errors
 
     try:
