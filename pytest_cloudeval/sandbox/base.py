@@ -184,6 +184,12 @@ class Sandbox(ABC):
             SandboxError: something could not be removed (named in the message).
         """
 
+    @classmethod
+    def cleanup_skipped(cls) -> str | None:
+        """Why ``session_cleanup`` would sweep nothing in this process (e.g. no cluster was named),
+        for ``pytest --cleanup`` to say so instead of "swept"; None (the default): it sweeps."""
+        return None
+
     # -- per attempt -------------------------------------------------------------------------
     def prepare(self) -> None:
         """Optional: do ahead of time the part of ``start()`` that depends on the spec alone (for a
