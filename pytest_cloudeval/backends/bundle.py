@@ -172,10 +172,12 @@ def top_level_modules(dist: metadata.Distribution) -> list[str]:
     return sorted(n for n in names if n.isidentifier())
 
 
-def runtime_files(extra_modules: Sequence[str] = ()) -> list[tuple[Source, str]]:
-    """Files of the runtime bundle: every runtime distribution's pure-Python modules + dist-info."""
+def runtime_files(extra_modules: Sequence[str] = (), extra_roots: Sequence[str] = ()) -> list[tuple[Source, str]]:
+    """Files of the runtime bundle: every runtime distribution's pure-Python modules + dist-info
+    (``extra_roots``: more distributions with their dependencies, e.g. ``kubernetes`` for workers
+    that make ``--sandbox=k8s`` pods)."""
     files: list[tuple[Source, str]] = []
-    for dist in runtime_distributions():
+    for dist in runtime_distributions((*RUNTIME_ROOTS, *extra_roots)):
         for module in top_level_modules(dist):
             files.extend(_module_files(module))
         files.extend(_dist_info_files(dist))
@@ -215,11 +217,12 @@ def _module_files(module: str) -> list[tuple[Source, str]]:
     return []  # a compiled module: left out (its package has a pure-Python fallback)
 
 
-def runtime_bundle(extra_modules: Sequence[str] = (), cache_dir: Path | None = None) -> Bundle:
+def runtime_bundle(extra_modules: Sequence[str] = (), cache_dir: Path | None = None,
+                   extra_roots: Sequence[str] = ()) -> Bundle:
     """The runtime bundle, with hash-checked bytecode for this Python (a VM with the same version
     skips compiling; others ignore it). Built once per installed set of files when ``cache_dir``
     is given (compiling takes a second or two), then read back."""
-    files = runtime_files(extra_modules)
+    files = runtime_files(extra_modules, extra_roots)
     key = _stat_key(files)
     cached = cache_dir / f"rt-{key}" if cache_dir is not None else None
     if cached is not None:
