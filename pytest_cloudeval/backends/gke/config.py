@@ -101,4 +101,4 @@ class GkeConfig:
 
     @property
     def deadline_s(self) -> int:
-        return max(60, int(self.max_run_minutes * 60))
+        return max(10, int(self.max_run_minutes * 60))
