@@ -9,11 +9,13 @@ loopback). Start it in-process::
 
 or as a process: ``python -m pytest_cloudeval.testing.k8s_emulator --port 8091 --kubeconfig FILE``.
 
-Served: discovery (``/version``, ``/api``, ``/apis``, ``/api/v1``, ``/apis/networking.k8s.io/v1``);
+Served: discovery (``/version``, ``/api``, ``/apis``, ``/api/v1``, ``/apis/GROUP``, ``/apis/GROUP/v1`` for
+``networking.k8s.io``, ``batch``);
 namespaces (get, list, create); pods (create, get, list with label and field selectors, watch,
 delete graceful or with ``gracePeriodSeconds=0``, delete by label), ``pods/log``, ``pods/exec`` over
 websockets (``v5.channel.k8s.io``, ``v4.channel.k8s.io``; SPDY is refused); events (list, watch);
-NetworkPolicies (create, get, list, delete). kubectl's ``get``/``describe``/``logs``/``exec``/``cp``/
+NetworkPolicies (create, get, list, delete); batch/v1 Jobs (create, get, list, watch, delete one or by label
+with ``propagationPolicy``; a controller runs one pod per Job: see ``jobs.py``). kubectl's ``get``/``describe``/``logs``/``exec``/``cp``/
 ``delete`` work against it.
 
 Pods: exactly one container, run as a Docker container named ``k8s-emu-<ns>-<pod>-<uid8>`` and

@@ -9,6 +9,7 @@ pull with back-off, container create) and watched by one monitor thread (contain
 from __future__ import annotations
 
 import copy
+import random
 import threading
 import time
 import uuid
@@ -20,7 +21,6 @@ from typing import Any
 from pytest_cloudeval.testing.k8s_emulator import docker_pods
 from pytest_cloudeval.testing.k8s_emulator.faults import Faults
 from pytest_cloudeval.testing.k8s_emulator.resources import (
-    ApiError,
     already_exists,
     check_name,
     invalid,
@@ -68,9 +68,16 @@ class Cluster:
         self.pods: dict[tuple[str, str], PodRecord] = {}
         self.policies: dict[tuple[str, str], dict[str, Any]] = {}
         self.events: dict[tuple[str, str], dict[str, Any]] = {}
+        self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        """Plain namespaced objects by resource (jobs, serviceaccounts, roles, rolebindings)."""
         self._stopping = threading.Event()
+        self.extensions: list[Any] = []
+        """Controllers and stores added by ``extend`` (jobs, RBAC): each may define ``on_namespace``."""
         for name in ("default", "kube-system"):
             self.create_namespace({"metadata": {"name": name}})
+        from pytest_cloudeval.testing.k8s_emulator.jobs import JobController
+
+        self.jobs = JobController(self)
         self._monitor = threading.Thread(target=self._watch_containers, name="k8s-emu-monitor", daemon=True)
         self._monitor.start()
 
@@ -83,7 +90,10 @@ class Cluster:
         self.changed.notify_all()
 
     def _new_meta(self, kind: str, meta: Mapping[str, Any], namespace: str | None) -> dict[str, Any]:
-        name = check_name(kind, meta.get("name"))
+        name = meta.get("name")
+        if not name and meta.get("generateName"):
+            name = f"{meta['generateName']}{random_suffix()}"
+        name = check_name(kind, name)
         labels = meta.get("labels") or {}
         if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
             raise invalid(kind, name, "metadata.labels: values must be strings")
@@ -91,6 +101,9 @@ class Cluster:
                                "labels": dict(labels), "annotations": dict(meta.get("annotations") or {})}
         if namespace is not None:
             out["namespace"] = namespace
+        for key in ("generateName", "ownerReferences", "finalizers"):
+            if meta.get(key):
+                out[key] = copy.deepcopy(meta[key])
         return out
 
     def require_namespace(self, namespace: str) -> None:
@@ -107,10 +120,73 @@ class Cluster:
                    "status": {"phase": "Active"}}
             self.namespaces[meta["name"]] = obj
             self._bump("namespaces", "ADDED", obj)
+            for extension in self.extensions:
+                getattr(extension, "on_namespace", lambda name: None)(meta["name"])
             return copy.deepcopy(obj)
 
+    def extend(self, extension: Any) -> None:
+        """Add a controller or store (it sees the namespaces that exist, then each new one)."""
+        with self.lock:
+            self.extensions.append(extension)
+            for name in list(self.namespaces):
+                getattr(extension, "on_namespace", lambda name: None)(name)
+
+    # -- plain namespaced objects (no controller of their own) -----------------------------------
+    def add_object(self, resource: str, kind: str, api_version: str, namespace: str, body: Mapping[str, Any],
+                   fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Store a new object of ``resource`` (lock held by the caller or not); ``fields`` are its body."""
+        with self.lock:
+            self.require_namespace(namespace)
+            meta = self._new_meta(kind, body.get("metadata") or {}, namespace)
+            store = self.objects.setdefault(resource, {})
+            if (namespace, meta["name"]) in store:
+                raise already_exists(resource, meta["name"])
+            obj = {"kind": kind, "apiVersion": api_version, "metadata": meta, **copy.deepcopy(dict(fields))}
+            store[(namespace, meta["name"])] = obj
+            self._bump(resource, "ADDED", obj)
+            return copy.deepcopy(obj)
+
+    def get_object(self, resource: str, namespace: str, name: str) -> dict[str, Any]:
+        with self.lock:
+            obj = self.objects.get(resource, {}).get((namespace, name))
+            if obj is None:
+                raise not_found(resource, name)
+            return copy.deepcopy(obj)
+
+    def list_objects(self, resource: str, namespace: str | None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [copy.deepcopy(o) for (ns, _), o in self.objects.get(resource, {}).items()
+                    if namespace in (None, ns)]
+
+    def remove_object(self, resource: str, namespace: str, name: str) -> dict[str, Any]:
+        with self.lock:
+            obj = self.objects.get(resource, {}).pop((namespace, name), None)
+            if obj is None:
+                raise not_found(resource, name)
+            self._bump(resource, "DELETED", obj)
+            return copy.deepcopy(obj)
+
+    def touch(self, resource: str, obj: dict[str, Any]) -> None:
+        """Record a change made in place to a stored object (lock held)."""
+        self._bump(resource, "MODIFIED", obj)
+
+    def list_kind(self, resource: str, namespace: str | None) -> list[dict[str, Any]]:
+        """Current objects of a watched resource (what a watch without resourceVersion starts with)."""
+        if resource == "pods":
+            return self.list_pods(namespace)
+        if resource == "events":
+            return self.list_events(namespace)
+        if resource == "networkpolicies":
+            return self.list_policies(namespace)
+        if resource == "namespaces":
+            with self.lock:
+                return [copy.deepcopy(n) for n in self.namespaces.values()]
+        return self.list_objects(resource, namespace)
+
     # -- events ----------------------------------------------------------------------------------
-    def event(self, pod: Mapping[str, Any], reason: str, message: str, warning: bool = False) -> None:
+    def event(self, pod: Mapping[str, Any], reason: str, message: str, warning: bool = False,
+              component: str | None = None) -> None:
+        """Record an event about ``pod`` (or another object: its ``kind``/``apiVersion`` are used)."""
         meta = pod["metadata"]
         with self.lock:
             key = (meta["namespace"], f"{meta['uid']}:{reason}:{message}")
@@ -125,13 +201,14 @@ class Cluster:
             obj = {"kind": "Event", "apiVersion": "v1",
                    "metadata": {"name": name, "namespace": meta["namespace"], "uid": str(uuid.uuid4()),
                                 "creationTimestamp": stamp},
-                   "involvedObject": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"],
-                                      "uid": meta["uid"], "apiVersion": "v1"},
+                   "involvedObject": {"kind": pod.get("kind", "Pod"), "namespace": meta["namespace"],
+                                      "name": meta["name"], "uid": meta["uid"],
+                                      "apiVersion": pod.get("apiVersion", "v1")},
                    "reason": reason, "message": message, "type": "Warning" if warning else "Normal",
-                   "source": {"component": "kubelet" if reason not in ("Scheduled", "FailedScheduling")
-                              else "default-scheduler", "host": NODE_NAME},
+                   "source": {"component": component or ("kubelet" if reason not in ("Scheduled", "FailedScheduling")
+                                                         else "default-scheduler"), "host": NODE_NAME},
                    "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
-                   "reportingComponent": "kubelet", "reportingInstance": NODE_NAME}
+                   "reportingComponent": component or "kubelet", "reportingInstance": NODE_NAME}
             self.events[key] = obj
             self._bump("events", "ADDED", obj)
 
@@ -196,12 +273,14 @@ class Cluster:
         return False
 
     # -- pods ------------------------------------------------------------------------------------
-    def create_pod(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        refusal = self.faults.take_refusal()
-        if refusal is not None:
-            name = (body.get("metadata") or {}).get("name", "")
-            raise ApiError(refusal[0], "Forbidden" if refusal[0] == 403 else "InternalError",
-                           refusal[1].replace('"x"', f'"{name}"'))
+    def create_pod(self, namespace: str, body: Mapping[str, Any], refusable: bool = True) -> dict[str, Any]:
+        """Admit and store a pod, then bring it up in its own thread.
+
+        ``refusable=False`` for pods a controller (the Job controller) makes: the refuse-creates fault
+        acts on API clients' creates.
+        """
+        if refusable:
+            self.faults.check_create("pods", (body.get("metadata") or {}).get("name", ""))
         spec = copy.deepcopy(body.get("spec") or {})
         with self.lock:
             self.require_namespace(namespace)
@@ -512,3 +591,11 @@ def _conditions(scheduled: bool, ready: bool) -> list[dict[str, Any]]:
             {"type": "Initialized", "status": "True", "lastTransitionTime": stamp},
             {"type": "ContainersReady", "status": flag, "lastTransitionTime": stamp},
             {"type": "Ready", "status": flag, "lastTransitionTime": stamp}]
+
+
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def random_suffix(length: int = 5) -> str:
+    """The five characters the API server appends to a ``generateName`` (same alphabet)."""
+    return "".join(random.choice(_SUFFIX_ALPHABET) for _ in range(length))

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pytest_cloudeval.testing.k8s_emulator import docker_pods, resources, tables, websocket
+from pytest_cloudeval.testing.k8s_emulator import docker_pods, objects_routes, resources, tables, websocket
 from pytest_cloudeval.testing.k8s_emulator.cluster import Cluster
 from pytest_cloudeval.testing.k8s_emulator.resources import ApiError
 
@@ -28,8 +28,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [(m, re.compile(f"^{p}$"), h) 
     ("GET", r"/api/?", "api"),
     ("GET", r"/apis/?", "apis"),
     ("GET", r"/api/v1/?", "core_resources"),
-    ("GET", r"/apis/networking\.k8s\.io/?", "networking_group"),
-    ("GET", rf"{_NET}/?", "networking_resources"),
+    ("GET", r"/apis/([^/]+)/?", "api_group"),
+    ("GET", r"/apis/([^/]+)/([^/]+)/?", "group_resources"),
     ("GET", r"/api/v1/namespaces", "list_namespaces"),
     ("POST", r"/api/v1/namespaces", "create_namespace"),
     ("GET", _NS, "get_namespace"),
@@ -56,6 +56,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [(m, re.compile(f"^{p}$"), h) 
     ("POST", r"/emulator/v1/faults", "set_faults"),
     ("DELETE", r"/emulator/v1/faults", "reset_faults"),
     ("POST", r"/emulator/v1/namespaces/([^/]+)/pods/([^/]+)/evict", "evict"),
+    *objects_routes.ROUTES,
 ]]
 _HIDDEN_HEADERS = {"authorization", "cookie", "proxy-authorization"}
 WATCH_DEFAULT_S = 300.0
@@ -82,7 +83,7 @@ class K8sHTTPServer(ThreadingHTTPServer):
             fh.write(line)
 
 
-class K8sHandler(BaseHTTPRequestHandler):
+class K8sHandler(objects_routes.ObjectRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: K8sHTTPServer
     query: dict[str, list[str]]
@@ -180,6 +181,15 @@ class K8sHandler(BaseHTTPRequestHandler):
             return
         self._json(200, resources.object_list(kind, api_version, chosen, version))
 
+    def _one(self, obj: dict[str, Any]) -> None:
+        """Answer one object (as a one-row Table when kubectl asks for one)."""
+        if "as=Table" in (self.headers.get("Accept") or "") and obj.get("kind") in tables.TABLES:
+            with self.server.cluster.lock:
+                version = self.server.cluster.version
+            self._json(200, tables.table(obj["kind"], [obj], version))
+            return
+        self._json(200, obj)
+
     def _watch(self, kind: str, namespace: str | None, keep: Callable[[dict[str, Any]], bool]) -> None:
         cluster = self.server.cluster
         timeout = float(self._q("timeoutSeconds") or WATCH_DEFAULT_S)
@@ -199,8 +209,7 @@ class K8sHandler(BaseHTTPRequestHandler):
             with cluster.lock:
                 if not since:
                     since = cluster.version
-                    current = {"pods": cluster.list_pods, "events": cluster.list_events,
-                               "networkpolicies": cluster.list_policies}[kind](namespace)
+                    current = cluster.list_kind(kind, namespace)
                 else:
                     current = []
             for obj in current:
@@ -234,12 +243,16 @@ class K8sHandler(BaseHTTPRequestHandler):
     def core_resources(self, body: Any) -> None:
         self._json(200, resources.resource_list("v1", resources.CORE_RESOURCES))
 
-    def networking_group(self, body: Any) -> None:
-        group = next(g for g in resources.api_group_list()["groups"] if g["name"] == "networking.k8s.io")
-        self._json(200, {"kind": "APIGroup", "apiVersion": "v1", **group})
+    def api_group(self, group: str, body: Any) -> None:
+        found = [g for g in resources.api_group_list()["groups"] if g["name"] == group]
+        if not found:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        self._json(200, {"kind": "APIGroup", "apiVersion": "v1", **found[0]})
 
-    def networking_resources(self, body: Any) -> None:
-        self._json(200, resources.resource_list("networking.k8s.io/v1", resources.NETWORKING_RESOURCES))
+    def group_resources(self, group: str, version: str, body: Any) -> None:
+        if resources.GROUPS.get(group, ("",))[0] != version:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        self._json(200, resources.resource_list(f"{group}/{version}", resources.GROUPS[group][1]))
 
     # -- namespaces --------------------------------------------------------------------------------
     def list_namespaces(self, body: Any) -> None:
@@ -267,7 +280,7 @@ class K8sHandler(BaseHTTPRequestHandler):
         self._json(201, self.server.cluster.create_pod(namespace, body))
 
     def get_pod(self, namespace: str, name: str, body: Any) -> None:
-        self._json(200, self.server.cluster.get_pod(namespace, name))
+        self._one(self.server.cluster.get_pod(namespace, name))
 
     def _grace(self, body: Any) -> float | None:
         grace = self._q("gracePeriodSeconds")
