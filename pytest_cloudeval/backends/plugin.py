@@ -290,6 +290,9 @@ class CloudXdistHooks:
 
     # lost workers ---------------------------------------------------------------------------------------
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        from ..xdist_internals import restore_popen
+
+        restore_popen(node)
         if error is None or self.run.torn_down:
             return
         alias = self.run.slot_of(node.gateway.spec)
