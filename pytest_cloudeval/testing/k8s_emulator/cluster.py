@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import random
+import secrets
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from typing import Any
 from pytest_cloudeval.testing.k8s_emulator import docker_pods
 from pytest_cloudeval.testing.k8s_emulator.faults import Faults
 from pytest_cloudeval.testing.k8s_emulator.resources import (
+    ApiError,
     already_exists,
     check_name,
     invalid,
@@ -44,6 +46,20 @@ class PodRecord:
     deleted: bool = False
     scheduled_at: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    token_of: str | None = None
+    """The ServiceAccount whose token (and the in-cluster address) the pod gets, if any."""
+
+
+@dataclass(frozen=True)
+class InClusterAccess:
+    """How pods reach the API: ``https://host:port`` verified with ``ca_pem`` (see ``__init__``'s docstring)."""
+
+    host: str
+    port: int
+    ca_pem: bytes
+
+
+SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 @dataclass(frozen=True)
@@ -55,7 +71,7 @@ class NodeCapacity:
 
 class Cluster:
     def __init__(self, state_label: str, capacity: NodeCapacity | None = None, faults: Faults | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, admin_token: str | None = None) -> None:
         self.state_label = state_label
         self.capacity = capacity or NodeCapacity()
         self.faults = faults or Faults()
@@ -69,6 +85,10 @@ class Cluster:
         self.policies: dict[tuple[str, str], dict[str, Any]] = {}
         self.events: dict[tuple[str, str], dict[str, Any]] = {}
         self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        self.streams: dict[tuple[str, str], list[Callable[[], None]]] = {}
+        self.in_cluster: InClusterAccess | None = None
+        """Set by the emulator once its TLS listener runs."""
+        """Open exec streams by pod: each entry cuts its stream (the drop-exec-streams fault)."""
         """Plain namespaced objects by resource (jobs, serviceaccounts, roles, rolebindings)."""
         self._stopping = threading.Event()
         self.extensions: list[Any] = []
@@ -76,7 +96,10 @@ class Cluster:
         for name in ("default", "kube-system"):
             self.create_namespace({"metadata": {"name": name}})
         from pytest_cloudeval.testing.k8s_emulator.jobs import JobController
+        from pytest_cloudeval.testing.k8s_emulator.rbac import Rbac
 
+        self.rbac = Rbac(self, admin_token or secrets.token_hex(16))
+        self.extend(self.rbac)
         self.jobs = JobController(self)
         self._monitor = threading.Thread(target=self._watch_containers, name="k8s-emu-monitor", daemon=True)
         self._monitor.start()
@@ -300,6 +323,7 @@ class Cluster:
             container.setdefault("name", "main")
             container.setdefault("imagePullPolicy", "Always" if str(container["image"]).endswith(":latest")
                                  or ":" not in str(container["image"]).rsplit("/", 1)[-1] else "IfNotPresent")
+            self._admit_service_account(namespace, meta["name"], spec)
             spec.setdefault("restartPolicy", "Always")
             spec.setdefault("terminationGracePeriodSeconds", 30)
             spec.setdefault("dnsPolicy", "ClusterFirst")
@@ -310,13 +334,58 @@ class Cluster:
             obj = {"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": spec,
                    "status": {"phase": "Pending", "qosClass": _qos(container), "conditions": [],
                               "containerStatuses": [_waiting(container, "ContainerCreating")]}}
-            record = PodRecord(obj)
+            record = PodRecord(obj, token_of=spec.pop("__token_of", None))
             self.pods[(namespace, meta["name"])] = record
             self._bump("pods", "ADDED", obj)
             answer = copy.deepcopy(obj)
         threading.Thread(target=self._bring_up, args=(record,), name=f"k8s-emu-pod-{meta['name']}",
                          daemon=True).start()
         return answer
+
+    def _admit_service_account(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        """The ServiceAccount admission (lock held): it must exist; its token is mounted unless opted out.
+
+        Only pods that NAME a ServiceAccount get a token (and the host's network, to reach the API):
+        the emulator's sandbox pods stay offline unless they ask.
+        """
+        account = spec.get("serviceAccountName") or spec.get("serviceAccount")
+        if not account:
+            return
+        found = self.objects.get("serviceaccounts", {}).get((namespace, account))
+        if found is None:
+            raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: error looking up service account '
+                                             f'{namespace}/{account}: serviceaccount "{account}" not found',
+                           {"name": name, "kind": "pods"})
+        spec["serviceAccountName"] = spec["serviceAccount"] = account
+        automount = spec.get("automountServiceAccountToken")
+        if automount is None:
+            automount = found.get("automountServiceAccountToken") is not False
+        if not automount:
+            return
+        volume = f"kube-api-access-{random_suffix()}"
+        spec.setdefault("volumes", []).append({"name": volume, "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1",
+                                                                          "fieldPath": "metadata.namespace"}}]}}]}})
+        spec["containers"][0].setdefault("volumeMounts", []).append(
+            {"name": volume, "readOnly": True, "mountPath": SA_MOUNT})
+        spec["__token_of"] = account
+
+    def _in_cluster_files(self, record: PodRecord) -> tuple[dict[str, str], dict[str, bytes]]:
+        """(env, files) that give a pod its ServiceAccount token and the API's address."""
+        if record.token_of is None:
+            return {}, {}
+        namespace = record.obj["metadata"]["namespace"]
+        token = self.rbac.token_for(namespace, record.token_of)
+        access = self.in_cluster
+        files = {f"{SA_MOUNT}/token": token.encode(), f"{SA_MOUNT}/namespace": namespace.encode()}
+        env: dict[str, str] = {}
+        if access is not None:
+            files[f"{SA_MOUNT}/ca.crt"] = access.ca_pem
+            env = {"KUBERNETES_SERVICE_HOST": access.host, "KUBERNETES_SERVICE_PORT": str(access.port),
+                   "KUBERNETES_SERVICE_PORT_HTTPS": str(access.port)}
+        return env, files
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         with self.lock:
@@ -380,12 +449,13 @@ class Cluster:
                   "cloudeval.k8s.namespace": meta["namespace"], "cloudeval.k8s.pod": meta["name"],
                   "cloudeval.k8s.uid": meta["uid"]}
         try:
+            env, files = self._in_cluster_files(record)
             with record.lock:
                 if record.deleted:
                     return
                 record.container_id = docker_pods.create(
                     docker_pods.container_name(meta["namespace"], meta["name"], meta["uid"]), container, obj,
-                    labels, record.network)
+                    labels, record.network, host_network=bool(files) and record.network, env=env, files=files)
         except Exception as e:  # noqa: BLE001 - the engine's words become the pod's status
             message = str(getattr(e, "explanation", None) or e)
             self.event(obj, "Failed", f"Error: {message}", warning=True)
@@ -484,6 +554,28 @@ class Cluster:
             if self.pods.get((meta["namespace"], meta["name"])) is record:
                 del self.pods[(meta["namespace"], meta["name"])]
                 self._bump("pods", "DELETED", record.obj)
+
+    def open_stream(self, namespace: str, name: str, cut: Callable[[], None]) -> Callable[[], None]:
+        """Register an open exec stream of a pod; returns the function that unregisters it."""
+        with self.lock:
+            self.streams.setdefault((namespace, name), []).append(cut)
+
+        def closed() -> None:
+            with self.lock:
+                found = self.streams.get((namespace, name), [])
+                if cut in found:
+                    found.remove(cut)
+                if not found:
+                    self.streams.pop((namespace, name), None)
+        return closed
+
+    def drop_exec_streams(self, namespace: str, name: str) -> int:
+        """Cut every open exec stream of a pod now (like a node's kubelet or a proxy going away)."""
+        with self.lock:
+            cuts = list(self.streams.get((namespace, name), []))
+        for cut in cuts:
+            cut()
+        return len(cuts)
 
     def evict(self, namespace: str, name: str, message: str = "The node was low on resource: memory.") -> None:
         """What a kubelet does under node pressure: kill the container, the pod Failed/Evicted."""

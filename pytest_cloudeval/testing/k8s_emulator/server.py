@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +20,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pytest_cloudeval.testing.k8s_emulator import docker_pods, objects_routes, resources, tables, websocket
+from pytest_cloudeval.testing.k8s_emulator import (
+    docker_pods,
+    objects_routes,
+    protobuf,
+    rbac,
+    resources,
+    tables,
+    websocket,
+)
 from pytest_cloudeval.testing.k8s_emulator.cluster import Cluster
 from pytest_cloudeval.testing.k8s_emulator.resources import ApiError
 
@@ -56,10 +67,14 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [(m, re.compile(f"^{p}$"), h) 
     ("POST", r"/emulator/v1/faults", "set_faults"),
     ("DELETE", r"/emulator/v1/faults", "reset_faults"),
     ("POST", r"/emulator/v1/namespaces/([^/]+)/pods/([^/]+)/evict", "evict"),
+    ("POST", r"/emulator/v1/namespaces/([^/]+)/pods/([^/]+)/drop-execs", "drop_execs"),
     *objects_routes.ROUTES,
 ]]
 _HIDDEN_HEADERS = {"authorization", "cookie", "proxy-authorization"}
 WATCH_DEFAULT_S = 300.0
+TLS_HANDSHAKE_S = 10.0
+_LOG_LOCK = threading.Lock()
+"""One lock for every server of the process (the plain and the TLS listener share an access log)."""
 
 
 class K8sHTTPServer(ThreadingHTTPServer):
@@ -68,18 +83,31 @@ class K8sHTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], cluster: Cluster, access_log: str | None,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], tls: ssl.SSLContext | None = None) -> None:
         super().__init__(address, K8sHandler)
         self.cluster = cluster
         self.access_log = access_log
         self.log = log
-        self._log_lock = threading.Lock()
+        self.tls = tls
+        """HTTPS when set: the handshake runs in the connection's thread, never in the accept loop."""
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, (ssl.SSLError, ConnectionError, TimeoutError)):
+            return  # a client that left or failed the TLS handshake: nothing to report
+        self.log(f"k8s emulator: request from {client_address} failed: {error!r}")
 
     def record(self, entry: dict[str, Any]) -> None:
         if not self.access_log:
             return
         line = json.dumps(entry, sort_keys=True) + "\n"
-        with self._log_lock, open(self.access_log, "a", encoding="utf-8") as fh:
+        with _LOG_LOCK, open(self.access_log, "a", encoding="utf-8") as fh:
             fh.write(line)
 
 
@@ -87,6 +115,14 @@ class K8sHandler(objects_routes.ObjectRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: K8sHTTPServer
     query: dict[str, list[str]]
+    identity: rbac.Identity | None = None
+
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(TLS_HANDSHAKE_S)
+            self.request.do_handshake()
+            self.request.settimeout(None)
+        super().setup()
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -113,7 +149,12 @@ class K8sHandler(objects_routes.ObjectRoutes, BaseHTTPRequestHandler):
         self.query = parse_qs(split.query, keep_blank_values=True)
         self.server.record({"time": time.time(), "method": method, "path": self.path,
                             "headers": {k: v for k, v in self.headers.items() if k.lower() not in _HIDDEN_HEADERS}})
-        body = self._body()
+        try:
+            body = self._body()
+            self.identity = self._authorize(method, path)
+        except ApiError as e:
+            self._json(e.code, e.status())
+            return
         known = False
         for verb, pattern, handler in _ROUTES:
             match = pattern.match(path)
@@ -134,11 +175,38 @@ class K8sHandler(objects_routes.ObjectRoutes, BaseHTTPRequestHandler):
         else:
             self._json(404, ApiError(404, "NotFound", "the server could not find the requested resource").status())
 
+    def _authorize(self, method: str, path: str) -> rbac.Identity | None:
+        """Who is asking (401 without a known token) and whether they may (403 ``Status`` if not)."""
+        if path in ("/version", "/emulator/v1/health"):
+            return None
+        cluster = self.server.cluster
+        authorization = self.headers.get("Authorization")
+        if authorization is None and self.server.tls is None:
+            # kubectl sends no credentials over plain HTTP: the host's loopback user is the admin.
+            identity = rbac.Identity(rbac.ADMIN_USER)
+        else:
+            identity = cluster.rbac.identify(authorization)
+        if path.startswith("/emulator/"):
+            if not identity.admin:
+                raise ApiError(403, "Forbidden", f'User "{identity.user}" cannot use the emulator\'s control API')
+            return identity
+        attrs = rbac.request_attributes(method, path, self._flag("watch"))
+        if attrs is not None and attrs.resource != "selfsubjectaccessreviews":
+            allowed, _reason = cluster.rbac.decide(identity, attrs)
+            if not allowed:
+                raise cluster.rbac.forbidden(identity, attrs)
+        return identity
+
     def _body(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
         if not length:
             return None
         raw = self.rfile.read(length)
+        if "protobuf" in (self.headers.get("Content-Type") or ""):
+            try:
+                return protobuf.decode(raw)
+            except ValueError as e:
+                raise ApiError(415, "UnsupportedMediaType", f"the emulator reads JSON bodies ({e})") from None
         try:
             return json.loads(raw)
         except ValueError:
@@ -366,7 +434,7 @@ class K8sHandler(objects_routes.ObjectRoutes, BaseHTTPRequestHandler):
             flags["stdout"] = flags["stderr"] = True
         ws = websocket.WebSocket(self.connection, self.rfile)  # type: ignore[arg-type]
         websocket.bridge_exec(ws, protocol, record.container_id, command, flags, cluster.faults.take_drop(),
-                              self.server.log)
+                              self.server.log, on_open=lambda cut: cluster.open_stream(namespace, name, cut))
 
     # -- events ------------------------------------------------------------------------------------
     def list_events(self, namespace: str | None = None, body: Any = None) -> None:
@@ -404,8 +472,18 @@ class K8sHandler(objects_routes.ObjectRoutes, BaseHTTPRequestHandler):
         self._json(200, self.server.cluster.faults.show())
 
     def set_faults(self, body: Any) -> None:
-        self.server.cluster.faults.set(body or {})
-        self._json(200, self.server.cluster.faults.show())
+        """Standing faults, plus ``dropExecStreamsOf: ["NS/POD", ...]``: cut those pods' open streams now."""
+        cluster = self.server.cluster
+        targets = (body or {}).get("dropExecStreamsOf") or []
+        cluster.faults.set({k: v for k, v in (body or {}).items() if k != "dropExecStreamsOf"})
+        dropped = 0
+        for target in targets:
+            namespace, _, name = str(target).rpartition("/")
+            dropped += cluster.drop_exec_streams(namespace or "default", name)
+        self._json(200, {**cluster.faults.show(), "droppedExecStreams": dropped})
+
+    def drop_execs(self, namespace: str, name: str, body: Any) -> None:
+        self._json(200, {"droppedExecStreams": self.server.cluster.drop_exec_streams(namespace, name)})
 
     def reset_faults(self, body: Any) -> None:
         self.server.cluster.faults.set({"reset": True})
