@@ -15,7 +15,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import pytest
@@ -182,6 +182,10 @@ class Provider(ABC):
 
     def preflight(self) -> None:  # noqa: B027 - optional check, no-op by default
         """Raise ``pytest.UsageError`` for what a real run needs but is missing (no cloud call)."""
+
+    def adjust_worker_settings(self, data: dict[str, Any]) -> None:  # noqa: B027 - optional, no-op by default
+        """Change (in place) the settings a worker on one of this provider's hosts receives, after
+        the generic remote paths were filled in (e.g. how a worker pod reaches its own cluster)."""
 
     def transport_options(self) -> Mapping[str, str]:
         """What the transport needs to reach this provider's hosts (``Transport.configure``)."""

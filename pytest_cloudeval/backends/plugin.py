@@ -280,6 +280,7 @@ class CloudXdistHooks:
         if settings is not None:
             workerinput["cloudeval_settings"] = worker_settings(settings, run.layout, run.agent.remote_spec,
                                                                 run.plan.cloud)
+            run.backend.adjust_worker_settings(workerinput["cloudeval_settings"])
         workerinput["cloudeval_attempts"] = dict(self.attempts)
         if run.transport.popen_runs_elsewhere and getattr(node.gateway.spec, "popen", False):
             from ..xdist_internals import popen_runs_elsewhere

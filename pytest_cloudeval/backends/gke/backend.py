@@ -115,6 +115,23 @@ class GkeProvider(Provider):
             options["context"] = str(cluster.context)
         return options
 
+    def adjust_worker_settings(self, data: dict[str, Any]) -> None:
+        """A worker pod making ``--sandbox=k8s`` pods reaches the API from inside (its ServiceAccount's
+        token, ``KUBERNETES_SERVICE_HOST``), never with the controller's kubeconfig (a path that does not
+        exist there, and credentials that must not leave the controller), in the run's namespace. The
+        sandbox image is pushed to ``--image-registry`` here, by the controller: a pod has no Docker."""
+        section = data.get("k8s")
+        if not isinstance(section, dict):
+            return
+        section = dict(section, kubeconfig=None, context=None, namespace=self.kube.namespace, image_registry=None,
+                       local_engine=False)
+        data["k8s"] = section
+        image = data.get("sandbox_image")
+        if image and self.cfg.cluster.image_registry:
+            from ...sandbox.k8s_images import image_for_pod
+
+            data["sandbox_image"] = image_for_pod(str(image), self.cfg.cluster.image_registry)
+
     def remote_base(self) -> str:
         return REMOTE_BASE
 
