@@ -143,8 +143,9 @@ def run_pods(run_id: str, running_only: bool = False) -> list[dict[str, Any]]:
 def leftovers(run_id: str) -> list[str]:
     """Every Job, pod, ServiceAccount, Role and RoleBinding of ``run_id`` still in the emulator
     (pods that ended by themselves count only while their container is still there)."""
-    found = [f"pod/{p['metadata']['name']}" for p in run_pods(run_id)
-             if (p.get("status") or {}).get("phase") in ("Pending", "Running")]
+    found = [f"pod/{p['metadata']['name']}" for p in emulator().pods("default")
+             if (p["metadata"].get("labels") or {}).get("cloudeval.run") == run_id
+             and (p.get("status") or {}).get("phase") in ("Pending", "Running")]  # workers' and task pods
     selector = f"cloudeval.workers=true,cloudeval.run={run_id}"
     for kind in ("jobs", "serviceaccounts", "roles", "rolebindings"):
         proc = kubectl("get", kind, "-l", selector, "-o", "name")
