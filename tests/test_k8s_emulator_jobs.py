@@ -32,7 +32,8 @@ def api() -> Any:
 
     emu = emulator()
     api_client = config.new_client_from_config(str(emu.kubeconfig))
-    core, batch = client.CoreV1Api(api_client), client.BatchV1Api(api_client)
+    core: Any = client.CoreV1Api(api_client)
+    batch: Any = client.BatchV1Api(api_client)
     namespace = f"jobs-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"metadata": {"name": namespace}})
     yield namespace, core, batch
@@ -167,7 +168,7 @@ def test_job_watch_and_refused_create(api: Any) -> None:
     finally:
         emu.faults.set({"reset": True})
     assert refused.value.status == 403
-    assert json.loads(refused.value.body)["message"].startswith('jobs.batch "refused" is forbidden')
+    assert json.loads(str(refused.value.body))["message"].startswith('jobs.batch "refused" is forbidden')
     assert not batch.list_namespaced_job(namespace).items
     batch.create_namespaced_job(namespace, job("watched", "true", backoffLimit=0))
     seen = []

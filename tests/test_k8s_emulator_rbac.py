@@ -98,7 +98,8 @@ def test_service_account_token_gets_what_its_role_grants_and_no_more(sandbox_acc
     namespace, token = sandbox_account
     core_admin, _batch, rbac_admin = admin_clients()
     as_worker = token_client(token)
-    core, batch = client.CoreV1Api(as_worker), client.BatchV1Api(as_worker)
+    core: Any = client.CoreV1Api(as_worker)
+    batch: Any = client.BatchV1Api(as_worker)
     assert core.list_namespaced_pod(namespace).items == []
     assert core.read_namespaced_service_account("worker", namespace).metadata.name == "worker"
     with pytest.raises(ApiException) as denied:
@@ -142,7 +143,7 @@ def test_access_reviews_follow_rbac_and_the_deny_fault(sandbox_account: Any) -> 
     def review(api_client: Any, verb: str, resource: str, group: str = "", subresource: str = "") -> bool:
         body = {"spec": {"resourceAttributes": {"namespace": namespace, "verb": verb, "group": group,
                                                 "resource": resource, "subresource": subresource}}}
-        answer = client.AuthorizationV1Api(api_client).create_self_subject_access_review(body)
+        answer: Any = client.AuthorizationV1Api(api_client).create_self_subject_access_review(body)  # type: ignore[arg-type]
         return bool(answer.status.allowed)
 
     admin = core_admin.api_client
@@ -249,6 +250,12 @@ try:
     print("unverified", "accepted")
 except ssl.SSLError as e:
     print("unverified", "refused")
+import socket
+try:
+    socket.create_connection(("127.0.0.1", int(os.environ["ADMIN_PORT"])), timeout=3).close()
+    print("host-loopback", "reachable")
+except OSError:
+    print("host-loopback", "unreachable")
 """
 
 
@@ -256,7 +263,9 @@ def test_pod_with_a_service_account_reaches_the_api_over_verified_tls(sandbox_ac
     namespace, _token = sandbox_account
     core, _batch, _rbac = admin_clients()
     spec = pod("worker-pod", ["python3", "-c", IN_CLUSTER_SCRIPT], serviceAccountName="worker")
-    spec["spec"]["containers"][0]["env"] = [{"name": "IMAGE", "value": RUNNER_IMAGE}]
+    admin_port = emulator().endpoint.rsplit(":", 1)[1]
+    spec["spec"]["containers"][0]["env"] = [{"name": "IMAGE", "value": RUNNER_IMAGE},
+                                            {"name": "ADMIN_PORT", "value": admin_port}]
     created = core.create_namespaced_pod(namespace, spec)
     assert created.spec.containers[0].volume_mounts[0].mount_path == "/var/run/secrets/kubernetes.io/serviceaccount"
     wait_for("the in-cluster pod to finish",
@@ -264,11 +273,12 @@ def test_pod_with_a_service_account_reaches_the_api_over_verified_tls(sandbox_ac
     log = core.read_namespaced_pod_log("worker-pod", namespace)
     assert "list 200 ['worker-pod']" in log and "create 201" in log, log
     assert "jobs 403 Forbidden" in log and "unverified refused" in log, log
+    assert "host-loopback unreachable" in log, "the pod reached the emulator's plain (admin) port on the host"
     assert core.read_namespaced_pod("sibling", namespace).metadata.name == "sibling"
 
 
 def test_the_clients_in_cluster_loader_and_exec_over_tls(sandbox_account: Any, tmp_path: Any) -> None:
-    """The official client's own in-cluster code path, fed the files and variables a pod gets."""
+    """The official client's own in-cluster code path, fed the files and variables a pod gets (run on the host)."""
     from kubernetes import client
     from kubernetes.config.incluster_config import InClusterConfigLoader
     from kubernetes.stream import stream
@@ -286,11 +296,14 @@ def test_the_clients_in_cluster_loader_and_exec_over_tls(sandbox_account: Any, t
     (tmp_path / "token").write_text(read(f"{folder}/token"))
     (tmp_path / "ca.crt").write_text(read(f"{folder}/ca.crt"))
     env = dict(line.split("=", 1) for line in read("/proc/1/environ").split("\0") if "=" in line)
+    assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("127.0.0.1", "443")
+    # In the pod 127.0.0.1:443 is its API proxy; from the host the same TLS listener is on its own port.
+    env["KUBERNETES_SERVICE_PORT"] = emulator().tls_endpoint.rsplit(":", 1)[1]
     configuration = client.Configuration()
     InClusterConfigLoader(token_filename=str(tmp_path / "token"), cert_filename=str(tmp_path / "ca.crt"),
                           environ=env).load_and_set(configuration)
     assert configuration.host.startswith("https://127.0.0.1:")
-    in_cluster = client.CoreV1Api(client.ApiClient(configuration))
+    in_cluster: Any = client.CoreV1Api(client.ApiClient(configuration))
     assert [p.metadata.name for p in in_cluster.list_namespaced_pod(namespace).items] == ["reader"]
     ran = stream(in_cluster.connect_get_namespaced_pod_exec, "reader", namespace, command=["echo", "over-tls"],
                  stderr=True, stdin=False, stdout=True, tty=False)
@@ -326,3 +339,33 @@ def test_dropping_the_open_exec_streams_of_a_pod(sandbox_account: Any) -> None:
     assert time.monotonic() - started < 10, "the exec stream is still open after the drop"
     assert held.returncode is None, "a dropped stream must not end with a status"
     assert core.read_namespaced_pod("long", namespace).status.phase == "Running"
+
+
+def test_command_line_deny_flag(tmp_path: Any) -> None:
+    import sys
+
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is missing: scripts/setup-dev.sh installs one (bash scripts/setup-dev.sh)"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+    command = [sys.executable, "-m", "pytest_cloudeval.testing.k8s_emulator", "--kubeconfig",
+               str(tmp_path / "kc.json")]
+    bad = subprocess.run([*command, "--deny", "create"], capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 2 and "--deny" in bad.stderr and "VERB" in bad.stderr, bad.stderr
+    proc = subprocess.Popen([*command, "--deny", "create batch/jobs"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        assert "listening on http://127.0.0.1:" in proc.stdout.readline()
+        assert "in-cluster (TLS) endpoint https://127.0.0.1:" in proc.stdout.readline()
+        kc_env = dict(os.environ, KUBECONFIG=str(tmp_path / "kc.json"))
+
+        def can_i(*args: str) -> str:
+            return subprocess.run([kubectl, "auth", "can-i", *args], capture_output=True, text=True, env=kc_env,
+                                  timeout=60).stdout.strip()
+
+        assert can_i("create", "jobs.batch").startswith("no")
+        assert can_i("delete", "jobs.batch") == "yes" and can_i("create", "pods") == "yes"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0

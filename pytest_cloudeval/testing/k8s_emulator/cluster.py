@@ -17,9 +17,10 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from pytest_cloudeval.testing.k8s_emulator import docker_pods
+from pytest_cloudeval.testing.k8s_emulator import api_proxy, docker_pods
 from pytest_cloudeval.testing.k8s_emulator.faults import Faults
 from pytest_cloudeval.testing.k8s_emulator.resources import (
     ApiError,
@@ -48,15 +49,17 @@ class PodRecord:
     lock: threading.Lock = field(default_factory=threading.Lock)
     token_of: str | None = None
     """The ServiceAccount whose token (and the in-cluster address) the pod gets, if any."""
+    proxy_id: str | None = None
+    """The pod's API proxy container (``api_proxy.py``), when it has one."""
 
 
 @dataclass(frozen=True)
 class InClusterAccess:
-    """How pods reach the API: ``https://host:port`` verified with ``ca_pem`` (see ``__init__``'s docstring)."""
+    """How pods reach the API: ``https://127.0.0.1:443`` in the pod, through ``api_proxy`` to the TLS listener."""
 
-    host: str
-    port: int
     ca_pem: bytes
+    socket_path: Path
+    proxy_image: str
 
 
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -383,8 +386,9 @@ class Cluster:
         env: dict[str, str] = {}
         if access is not None:
             files[f"{SA_MOUNT}/ca.crt"] = access.ca_pem
-            env = {"KUBERNETES_SERVICE_HOST": access.host, "KUBERNETES_SERVICE_PORT": str(access.port),
-                   "KUBERNETES_SERVICE_PORT_HTTPS": str(access.port)}
+            port = str(api_proxy.PORT_IN_POD)
+            env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port,
+                   "KUBERNETES_SERVICE_PORT_HTTPS": port}
         return env, files
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
@@ -448,15 +452,24 @@ class Cluster:
         labels = {docker_pods.LABEL: "k8s", docker_pods.STATE_LABEL: self.state_label,
                   "cloudeval.k8s.namespace": meta["namespace"], "cloudeval.k8s.pod": meta["name"],
                   "cloudeval.k8s.uid": meta["uid"]}
+        name = docker_pods.container_name(meta["namespace"], meta["name"], meta["uid"])
         try:
             env, files = self._in_cluster_files(record)
+            network_mode = None
+            if env and record.network and self.in_cluster is not None:
+                proxy = api_proxy.start_sidecar(f"{name}-api", labels, record.network, meta["name"],
+                                                self.in_cluster.socket_path, self.in_cluster.proxy_image)
+                with record.lock:
+                    record.proxy_id = proxy
+                network_mode = f"container:{proxy}"
             with record.lock:
                 if record.deleted:
+                    self._remove_proxy(record)
                     return
-                record.container_id = docker_pods.create(
-                    docker_pods.container_name(meta["namespace"], meta["name"], meta["uid"]), container, obj,
-                    labels, record.network, host_network=bool(files) and record.network, env=env, files=files)
+                record.container_id = docker_pods.create(name, container, obj, labels, record.network,
+                                                         network_mode=network_mode, env=env, files=files)
         except Exception as e:  # noqa: BLE001 - the engine's words become the pod's status
+            self._remove_proxy(record)
             message = str(getattr(e, "explanation", None) or e)
             self.event(obj, "Failed", f"Error: {message}", warning=True)
             self._update(record, phase="Failed", reason="CreateContainerError", message=message,
@@ -470,6 +483,16 @@ class Cluster:
                      containerStatuses=[_status(container, status, ready=True, cid=record.container_id)])
         if record.deleted:
             docker_pods.remove(record.container_id, None)
+            self._remove_proxy(record)
+
+    def _remove_proxy(self, record: PodRecord) -> None:
+        """Remove the pod's API proxy (after its container: they share its network namespace)."""
+        proxy, record.proxy_id = record.proxy_id, None
+        if proxy:
+            try:
+                docker_pods.remove(proxy, None)
+            except Exception as e:  # noqa: BLE001
+                self.log(f"k8s emulator: could not remove API proxy {proxy[:12]}: {e}")
 
     def _schedule(self, record: PodRecord) -> bool:
         """Wait until the pod fits the node (FailedScheduling events meanwhile); False if it went away."""
@@ -549,6 +572,7 @@ class Cluster:
                 docker_pods.remove(cid, grace_s)
             except Exception as e:  # noqa: BLE001
                 self.log(f"k8s emulator: could not remove container {cid[:12]}: {e}")
+        self._remove_proxy(record)
         meta = record.obj["metadata"]
         with self.lock:
             if self.pods.get((meta["namespace"], meta["name"])) is record:
@@ -594,6 +618,7 @@ class Cluster:
         with record.lock:
             if record.container_id:
                 docker_pods.remove(record.container_id, None)
+        self._remove_proxy(record)
 
     def _watch_containers(self) -> None:
         while not self._stopping.wait(MONITOR_S):
@@ -630,6 +655,7 @@ class Cluster:
                                          "containerID": f"docker://{record.container_id}"}}
             self._update(record, phase="Succeeded" if code == 0 else "Failed", conditions=_conditions(True, False),
                          containerStatuses=[_status(container, terminated, ready=False, cid=record.container_id)])
+            self._remove_proxy(record)
 
     def stop(self, remove_containers: bool = True) -> None:
         self._stopping.set()

@@ -75,11 +75,11 @@ def _split(image: str) -> tuple[str, str | None]:
 
 
 def engine_options(container: Mapping[str, Any], pod_spec: Mapping[str, Any], network: bool,
-                   host_network: bool = False) -> dict[str, Any]:
+                   network_mode: str | None = None) -> dict[str, Any]:
     """host_config options for a pod's container (see the module docstring)."""
     resources = container.get("resources") or {}
     limits = resources.get("limits") or {}
-    options: dict[str, Any] = {"network_mode": ("host" if host_network else "bridge") if network else "none"}
+    options: dict[str, Any] = {"network_mode": network_mode or ("bridge" if network else "none")}
     if "cpu" in limits:
         options["nano_cpus"] = int(quantity(limits["cpu"], "resources.limits.cpu") * 1e9)
     if "memory" in limits:
@@ -111,10 +111,12 @@ def user_of(container: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> str | 
 
 
 def create(name: str, container: Mapping[str, Any], pod: Mapping[str, Any], labels: Mapping[str, str],
-           network: bool, host_network: bool = False, env: Mapping[str, str] | None = None,
+           network: bool, network_mode: str | None = None, env: Mapping[str, str] | None = None,
            files: Mapping[str, bytes] | None = None) -> str:
     """Create and start the pod's container; returns its id.
 
+    ``network_mode`` ``container:ID`` joins another container's network namespace (the pod's API
+    proxy, ``api_proxy.py``); the hostname is then that container's.
     ``env`` is added to the spec's (the kubelet's own variables); ``files`` (absolute path -> bytes,
     mode 0644) are copied in before the container starts (the ServiceAccount token volume).
     """
@@ -122,12 +124,13 @@ def create(name: str, container: Mapping[str, Any], pod: Mapping[str, Any], labe
     spec = pod.get("spec") or {}
     env = {**{str(e["name"]): str(e.get("value", "")) for e in container.get("env") or [] if "name" in e},
            **(env or {})}
-    host_config = client.create_host_config(**engine_options(container, spec, network, host_network))
+    host_config = client.create_host_config(**engine_options(container, spec, network, network_mode))
+    joined = bool(network_mode and network_mode.startswith("container:"))
     reply = client.create_container(
         image=container["image"], name=name, labels=dict(labels), environment=env,
         entrypoint=container.get("command") or None, command=container.get("args") or None,
         working_dir=container.get("workingDir") or None, user=user_of(container, spec) or "",
-        hostname=str((pod.get("metadata") or {}).get("name", ""))[:63], host_config=host_config,
+        hostname=None if joined else str((pod.get("metadata") or {}).get("name", ""))[:63], host_config=host_config,
         stdin_open=bool(container.get("stdin")))
     if files:
         client.put_archive(reply["Id"], "/", _tar(files))

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from pytest_cloudeval.testing.k8s_emulator.api_proxy import UnixRelay
 from pytest_cloudeval.testing.k8s_emulator.cluster import Cluster, InClusterAccess, NodeCapacity
 from pytest_cloudeval.testing.k8s_emulator.faults import Faults
 from pytest_cloudeval.testing.k8s_emulator.server import K8sHTTPServer
@@ -31,7 +32,7 @@ class K8sEmulator:
     def __init__(self, port: int = 0, *, host: str = "127.0.0.1", kubeconfig: str | Path | None = None,
                  access_log: str | Path | None = None, state_label: str | None = None,
                  capacity: NodeCapacity | None = None, log: Any = None, admin_token: str | None = None,
-                 tls_port: int = 0) -> None:
+                 tls_port: int = 0, proxy_image: str = "cloudeval/runner:bookworm") -> None:
         self.state_label = state_label or f"k8s-{secrets.token_hex(4)}"
         self.admin_token = admin_token or f"emu-admin.{secrets.token_urlsafe(24)}"
         """The kubeconfig's bearer token (the admin); random per emulator, as pods may share the host's network."""
@@ -42,14 +43,16 @@ class K8sEmulator:
         self.tls = make_serving_cert((host,))
         self.tls_server = K8sHTTPServer((host, tls_port), self.cluster, str(access_log) if access_log else None,
                                         self._log, tls=self.tls.server_context())
-        self.cluster.in_cluster = InClusterAccess(host, self.tls_server.server_address[1], self.tls.ca_pem)
+        self.relay = UnixRelay(self.tls.ca_path.parent / "api.sock", self.tls_server.server_address[1])
+        self.cluster.in_cluster = InClusterAccess(self.tls.ca_pem, self.relay.path, proxy_image)
         self.kubeconfig = Path(kubeconfig) if kubeconfig else None
         self._thread: threading.Thread | None = None
 
     @property
     def tls_endpoint(self) -> str:
         """``https://127.0.0.1:P``: what pods reach (``ca_path`` verifies it; a ServiceAccount token or the admin's)."""
-        return f"https://{self.cluster.in_cluster.host}:{self.tls_server.server_address[1]}"  # type: ignore[union-attr]
+        host = self.tls_server.server_address[0]
+        return f"https://{host.decode() if isinstance(host, bytes) else host}:{self.tls_server.server_address[1]}"
 
     @property
     def ca_path(self) -> Path:
@@ -78,6 +81,7 @@ class K8sEmulator:
         for server in (self.server, self.tls_server):
             server.shutdown()
             server.server_close()
+        self.relay.stop()
         self.cluster.stop(remove_containers)
 
     def __enter__(self) -> K8sEmulator:
