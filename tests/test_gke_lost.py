@@ -79,10 +79,11 @@ def test_a_deleted_worker_pod_loses_no_task_and_is_replaced(project: Path, tmp_p
     assert eventually(lambda: not leftovers(run_id), timeout=30), leftovers(run_id)
 
 
-def test_a_dropped_exec_stream_loses_no_task(project: Path, tmp_path: Path) -> None:
-    """The stream is cut on the controller's side (its kubectl client dies), as when the connection
-    to the API server drops: the pod still runs, so the worker restarts in the same pod."""
-    results, run_id = tmp_path / "results", "gke-drop"
+@pytest.mark.parametrize("side", ["server", "client"])
+def test_a_dropped_exec_stream_loses_no_task(project: Path, tmp_path: Path, side: str) -> None:
+    """The stream is cut by the API server (the emulator closes the pod's open exec connections) or on
+    the controller's side (its kubectl client dies): the pod still runs, so the worker restarts there."""
+    results, run_id = tmp_path / "results", f"gke-drop-{side}"
     live = Live(project, "add", "--agent", "agents/slow.py:run", "-A", "sleep=3", "-n", "2", "-rA",
                 *gke_args(run_id, results))
     try:
@@ -92,9 +93,12 @@ def test_a_dropped_exec_stream_loses_no_task(project: Path, tmp_path: Path) -> N
         assert started, "no task started in the victim pod"
         pod = pod_of(victim)
         assert pod is not None
-        clients = eventually(lambda: exec_clients(pod), timeout=10)
-        assert len(clients) == 1, clients
-        os.kill(clients[0], signal.SIGKILL)
+        if side == "server":
+            assert emulator().drop_exec_streams(pod) >= 1, "the worker's exec stream was open"
+        else:
+            clients = eventually(lambda: exec_clients(pod), timeout=10)
+            assert len(clients) == 1, clients
+            os.kill(clients[0], signal.SIGKILL)
         code = live.finish()
     finally:
         live.kill()
