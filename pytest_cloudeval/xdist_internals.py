@@ -161,8 +161,8 @@ def popen_runs_elsewhere(node: Any) -> None:
 def restore_popen(node: Any) -> None:
     """Undo ``popen_runs_elsewhere`` on a worker that went down, so xdist's restart (which reuses the
     spec) makes a popen gateway again instead of failing with "no gateway type found"."""
-    spec = getattr(getattr(node, "gateway", None), "spec", None)
-    if getattr(spec, "cloudeval_popen", False):
+    spec: Any = getattr(getattr(node, "gateway", None), "spec", None)
+    if spec is not None and getattr(spec, "cloudeval_popen", False):
         spec.popen = True
 
 

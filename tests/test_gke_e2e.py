@@ -81,17 +81,24 @@ def test_docker_sandbox_is_refused_before_anything_is_created(project: Path, tmp
 
 
 def test_cloud_status_lists_worker_pods_of_a_running_run(project: Path, tmp_path: Path) -> None:
-    run_id = "gke-status"
+    run_id, secret = "gke-status", "s3cr3t-gke-4711"
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text(f"GKE_TEST_TOKEN={secret}\n")
+    log_before = len(access_log_lines())
     live = Live(project, "add", "--agent", "agents/slow.py:run", "-A", "sleep=4", "-n", "2",
-                *gke_args(run_id, tmp_path / "results"))
+                f"--secrets-env={secrets}", *gke_args(run_id, tmp_path / "results"))
     try:
         live.wait_for(r"2 worker\(s\) on 2 pod\(s\) ready", timeout=180)
         status = run(project, "--cloud-status", *gke_args(None, tmp_path / "r"))
+        jobs = json.dumps([j for j in emulator().jobs("default") if run_id in j["metadata"]["name"]])
         code = live.finish()
     finally:
         live.kill()
     assert code == 0, live.output
     assert status.returncode == 0, status.stdout + status.stderr
+    seen = json.dumps(access_log_lines()[log_before:])
+    assert secret not in seen and secret not in live.output, "a secret reached the API server or the log"
+    assert run_id in jobs and secret not in jobs, "the worker Jobs' specs carry no secret"
     rows = [line for line in status.stdout.splitlines() if f"cew-{run_id}-" in line]
     assert len(rows) == 2 and all("Running" in row and run_id in row for row in rows), status.stdout
     assert eventually(lambda: not leftovers(run_id), timeout=30), leftovers(run_id)

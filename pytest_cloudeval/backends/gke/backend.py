@@ -221,7 +221,7 @@ class GkeProvider(Provider):
         return worker_job(name=name, image=self.image(), labels=run_labels(plan.run_id, plan.pool), cpu=cpu,
                           memory=memory, deadline_s=self.cfg.deadline_s, ttl_s=JOB_TTL_S,
                           node_selector=cluster.node_selector, tolerations=cluster.tolerations, spot=self.cfg.spot,
-                          service_account=rbac_name(plan.run_id) if self.sandbox_pods else None,
+                          service_account=rbac_name(plan.pool or plan.run_id) if self.sandbox_pods else None,
                           runtime_class=cluster.runtime_class)
 
     def _create(self, body: dict[str, Any]) -> None:
@@ -249,8 +249,9 @@ class GkeProvider(Provider):
         slots = {vm.name: vm.slots for vm in plan.vms}
         if self.sandbox_pods:
             labels = run_labels(plan.run_id, plan.pool)
-            self._rbac = rbac_name(plan.run_id)
-            kube.create_rbac(*sandbox_rbac(plan.run_id, labels))
+            # A warm pool's pods outlive the run: their ServiceAccount is the pool's, kept with them.
+            self._rbac = rbac_name(plan.pool or plan.run_id)
+            kube.create_rbac(*sandbox_rbac(plan.pool or plan.run_id, labels))
         reused: dict[str, PodInfo] = {}
         if plan.pool:
             reused = self._pool_pods(plan, progress)
@@ -315,9 +316,9 @@ class GkeProvider(Provider):
                     failed.append((info.worker, self._why(info)))
             if waiting and time.monotonic() > deadline:
                 for name in sorted(waiting):
-                    info = last.get(name)
+                    seen = last.get(name)
                     failed.append((name, f"not running after --k8s-start-timeout {self.cfg.cluster.start_timeout_s:g} s"
-                                         + (f": {self._why(info)}" if info else " (no pod was made for its Job)")))
+                                         + (f": {self._why(seen)}" if seen else " (no pod was made for its Job)")))
                 break
             if waiting:
                 time.sleep(POLL_S)
