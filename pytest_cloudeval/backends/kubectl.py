@@ -109,6 +109,9 @@ class KubectlTransport(Transport):
                 last = e
                 if gateway is not None:
                     gateway.exit()
+            phase = self.phase(host)
+            if phase not in ("Running", ""):
+                raise BackendError(f"pod {host.address} is {phase}, no longer running: no Python gateway ({last})")
             if time.monotonic() > deadline:
                 raise BackendError(f"cannot open a Python gateway with kubectl exec to pod {host.address}: {last}")
             if cancel.wait(0.5):
@@ -137,6 +140,18 @@ class KubectlTransport(Transport):
         if path.parent != self.private or not path.name.endswith(SUFFIX):
             return None
         return path.name[: -len(SUFFIX)]
+
+    def phase(self, host: Host) -> str:
+        """The pod's phase (``Gone`` when it does not exist), "" when kubectl could not tell."""
+        try:
+            proc = subprocess.run(self.base_command() + ["get", "pod", host.address, "-o", "jsonpath={.status.phase}"],
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
+                                  check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        if proc.returncode != 0:
+            return "Gone" if "NotFound" in proc.stderr or "not found" in proc.stderr else ""
+        return proc.stdout.strip()
 
     def answers(self, host: Host) -> bool:
         """Whether an exec into the pod works right now (a quick ``true``)."""
