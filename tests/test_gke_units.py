@@ -135,3 +135,34 @@ def test_kubectl_transport_specs_are_stable_and_carry_no_tty(tmp_path: Path) -> 
     transport.point("cloudeval-w0", Host(name="cew-r-0-r1", zone="ns", address="cew-r-0-r1-xyz"))
     assert "exec -i cew-r-0-r1-xyz" in script.read_text() and spec == transport.slot_spec(
         "cloudeval-w0", "env PYTHONPATH=/site python3", "/var/tmp/cloudeval/runs/r/src")
+
+
+def test_worker_pods_reach_their_cluster_from_inside(tmp_path: Path) -> None:
+    settings = SimpleNamespace(sandbox="k8s")
+    cluster = K8sConfig(kubeconfig="/home/me/.kube/config", context="prod", namespace=None)
+    prov = GkeProvider(GkeConfig(cluster=cluster), settings, kube=SimpleNamespace(namespace="evals"))  # type: ignore[arg-type]
+    data = {"k8s": cluster.to_dict(), "sandbox_image": "cloudeval/runner:bookworm"}
+    prov.adjust_worker_settings(data)
+    section = K8sConfig.from_dict(data["k8s"])
+    assert section.kubeconfig is None and section.context is None and section.namespace == "evals"
+    assert section.local_engine is False and section.image_registry is None
+    assert data["sandbox_image"] == "cloudeval/runner:bookworm", "no registry: the image is used as named"
+    plain = {"k8s": None}
+    prov.adjust_worker_settings(plain)
+    assert plain == {"k8s": None}
+
+
+def test_in_cluster_access_only_without_a_kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_cloudeval.sandbox import k8s_api
+
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "token").write_text("t")
+    monkeypatch.setattr(k8s_api, "SERVICE_ACCOUNT_DIR", str(sa))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    assert k8s_api.in_cluster(K8sConfig())
+    assert not k8s_api.in_cluster(K8sConfig(kubeconfig="/k"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    assert not k8s_api.in_cluster(K8sConfig())
