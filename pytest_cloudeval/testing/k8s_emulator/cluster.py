@@ -648,6 +648,10 @@ class Cluster:
             state = states.get(record.container_id)
             if state is not None and state["state"] == "running":
                 continue
+            if docker_pods.running(record.container_id):
+                # The tick's listing is older than this container's start (it said "created" or
+                # nothing): only the engine's current word that it stopped is an exit.
+                continue
             code, oom, finished = docker_pods.exit_info(record.container_id)
             container = record.obj["spec"]["containers"][0]
             reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")

@@ -161,6 +161,16 @@ def states(state_label: str) -> dict[str, dict[str, Any]]:
     return {str(c["Id"]): {"state": c.get("State", ""), "status": c.get("Status", "")} for c in found}
 
 
+def running(ref: str) -> bool:
+    """True while the container runs (False when gone or stopped)."""
+    import docker.errors
+
+    try:
+        return bool((api().inspect_container(ref).get("State") or {}).get("Running"))
+    except docker.errors.NotFound:
+        return False
+
+
 def exit_info(ref: str) -> tuple[int, bool, str]:
     """(exit code, OOM killed, finished at) of a stopped container."""
     import docker.errors
