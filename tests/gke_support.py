@@ -179,34 +179,3 @@ def results_of(results: Path, run_id: str, benchmark: str) -> dict[str, dict[str
 def pod_of_result(result: dict[str, Any]) -> str:
     return str(result["worker"]).split("@", 1)[1]
 
-
-def guard_container_race() -> None:
-    """Work around a race in the emulator's container monitor (``cluster._check_containers``, not ours
-    to edit): it lists the engine's containers once per pass, and a pod that became Running after that
-    list is judged exited, so ``exit_info`` of a container that still runs (ExitCode 0) ends the pod
-    ``Succeeded`` a second after it started. Here a container missing from the list is looked up."""
-    from pytest_cloudeval.testing.k8s_emulator import docker_pods
-
-    original = docker_pods.states
-    if getattr(original, "cloudeval_guarded", False):
-        return
-
-    class _States(dict):  # type: ignore[type-arg]
-        def get(self, key: Any, default: Any = None) -> Any:
-            found = super().get(key)
-            if found is not None:
-                return found
-            try:
-                running = docker_pods.api().inspect_container(key)["State"]["Running"]
-            except Exception:  # noqa: BLE001 - gone: the monitor's own answer stands
-                return default
-            return {"state": "running", "status": ""} if running else default
-
-    def states(state_label: str) -> dict[str, dict[str, Any]]:
-        return _States(original(state_label))
-
-    states.cloudeval_guarded = True  # type: ignore[attr-defined]
-    docker_pods.states = states  # type: ignore[assignment]
-
-
-guard_container_race()
