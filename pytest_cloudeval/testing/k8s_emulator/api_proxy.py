@@ -127,7 +127,7 @@ def start_sidecar(name: str, labels: Mapping[str, str], network: bool, hostname:
         security_opt=["no-new-privileges"], mem_limit=64 * 1024 * 1024,
         binds={str(socket_path): {"bind": SOCKET_IN_POD, "mode": "rw"}})
     reply = client.create_container(image=image, name=name, labels={**labels, ROLE_LABEL: "api-proxy"},
-                                    entrypoint=["python3", "-c", FORWARDER], user="0", hostname=hostname[:63],
+                                    entrypoint=["python3", "-S", "-c", FORWARDER], user="0", hostname=hostname[:63],
                                     host_config=host_config)
     cid = str(reply["Id"])
     try:

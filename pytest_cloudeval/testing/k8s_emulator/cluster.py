@@ -23,7 +23,6 @@ from typing import Any
 from pytest_cloudeval.testing.k8s_emulator import api_proxy, docker_pods
 from pytest_cloudeval.testing.k8s_emulator.faults import Faults
 from pytest_cloudeval.testing.k8s_emulator.resources import (
-    ApiError,
     already_exists,
     check_name,
     invalid,
@@ -61,8 +60,6 @@ class InClusterAccess:
     socket_path: Path
     proxy_image: str
 
-
-SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 @dataclass(frozen=True)
@@ -326,7 +323,7 @@ class Cluster:
             container.setdefault("name", "main")
             container.setdefault("imagePullPolicy", "Always" if str(container["image"]).endswith(":latest")
                                  or ":" not in str(container["image"]).rsplit("/", 1)[-1] else "IfNotPresent")
-            self._admit_service_account(namespace, meta["name"], spec)
+            token_of = self.rbac.admit_pod(namespace, meta["name"], spec)
             spec.setdefault("restartPolicy", "Always")
             spec.setdefault("terminationGracePeriodSeconds", 30)
             spec.setdefault("dnsPolicy", "ClusterFirst")
@@ -337,59 +334,13 @@ class Cluster:
             obj = {"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": spec,
                    "status": {"phase": "Pending", "qosClass": _qos(container), "conditions": [],
                               "containerStatuses": [_waiting(container, "ContainerCreating")]}}
-            record = PodRecord(obj, token_of=spec.pop("__token_of", None))
+            record = PodRecord(obj, token_of=token_of)
             self.pods[(namespace, meta["name"])] = record
             self._bump("pods", "ADDED", obj)
             answer = copy.deepcopy(obj)
         threading.Thread(target=self._bring_up, args=(record,), name=f"k8s-emu-pod-{meta['name']}",
                          daemon=True).start()
         return answer
-
-    def _admit_service_account(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
-        """The ServiceAccount admission (lock held): it must exist; its token is mounted unless opted out.
-
-        Only pods that NAME a ServiceAccount get a token (and the host's network, to reach the API):
-        the emulator's sandbox pods stay offline unless they ask.
-        """
-        account = spec.get("serviceAccountName") or spec.get("serviceAccount")
-        if not account:
-            return
-        found = self.objects.get("serviceaccounts", {}).get((namespace, account))
-        if found is None:
-            raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: error looking up service account '
-                                             f'{namespace}/{account}: serviceaccount "{account}" not found',
-                           {"name": name, "kind": "pods"})
-        spec["serviceAccountName"] = spec["serviceAccount"] = account
-        automount = spec.get("automountServiceAccountToken")
-        if automount is None:
-            automount = found.get("automountServiceAccountToken") is not False
-        if not automount:
-            return
-        volume = f"kube-api-access-{random_suffix()}"
-        spec.setdefault("volumes", []).append({"name": volume, "projected": {"defaultMode": 420, "sources": [
-            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1",
-                                                                          "fieldPath": "metadata.namespace"}}]}}]}})
-        spec["containers"][0].setdefault("volumeMounts", []).append(
-            {"name": volume, "readOnly": True, "mountPath": SA_MOUNT})
-        spec["__token_of"] = account
-
-    def _in_cluster_files(self, record: PodRecord) -> tuple[dict[str, str], dict[str, bytes]]:
-        """(env, files) that give a pod its ServiceAccount token and the API's address."""
-        if record.token_of is None:
-            return {}, {}
-        namespace = record.obj["metadata"]["namespace"]
-        token = self.rbac.token_for(namespace, record.token_of)
-        access = self.in_cluster
-        files = {f"{SA_MOUNT}/token": token.encode(), f"{SA_MOUNT}/namespace": namespace.encode()}
-        env: dict[str, str] = {}
-        if access is not None:
-            files[f"{SA_MOUNT}/ca.crt"] = access.ca_pem
-            port = str(api_proxy.PORT_IN_POD)
-            env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port,
-                   "KUBERNETES_SERVICE_PORT_HTTPS": port}
-        return env, files
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         with self.lock:
@@ -454,7 +405,7 @@ class Cluster:
                   "cloudeval.k8s.uid": meta["uid"]}
         name = docker_pods.container_name(meta["namespace"], meta["name"], meta["uid"])
         try:
-            env, files = self._in_cluster_files(record)
+            env, files = self.rbac.pod_credentials(meta["namespace"], record.token_of, self.in_cluster)
             network_mode = None
             if env and record.network and self.in_cluster is not None:
                 proxy = api_proxy.start_sidecar(f"{name}-api", labels, record.network, meta["name"],

@@ -29,6 +29,7 @@ from pytest_cloudeval.testing.k8s_emulator.resources import GROUPS, ApiError, in
 ADMIN_USER = "emulator-admin"
 SA_TOKEN_PREFIX = "emu-sa."
 RBAC_API = "rbac.authorization.k8s.io/v1"
+SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 CORE_RESOURCE_NAMES = {"pods", "namespaces", "events", "serviceaccounts", "secrets", "configmaps", "services",
                        "nodes", "persistentvolumeclaims", "endpoints", "resourcequotas"}
 SUBRESOURCE_VERBS = {"exec": "create", "attach": "create", "portforward": "create"}
@@ -187,6 +188,55 @@ class Rbac:
         ref = {"apiGroup": "rbac.authorization.k8s.io", **ref}
         return self.cluster.add_object("rolebindings", "RoleBinding", RBAC_API, namespace, body,
                                        {"roleRef": ref, "subjects": copy.deepcopy(subjects)})
+
+    # -- pods' ServiceAccounts (admission and the token volume) ------------------------------------
+    def admit_pod(self, namespace: str, name: str, spec: dict[str, Any]) -> str | None:
+        """The ServiceAccount admission (cluster lock held): it must exist; its token is mounted unless opted out.
+
+        Returns the account whose token the pod gets (None: no token). Only pods that NAME a
+        ServiceAccount get one (and the API proxy): the emulator's sandbox pods stay without.
+        """
+        account = spec.get("serviceAccountName") or spec.get("serviceAccount")
+        if not account:
+            return None
+        found = self.cluster.objects.get("serviceaccounts", {}).get((namespace, account))
+        if found is None:
+            raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: error looking up service account '
+                                             f'{namespace}/{account}: serviceaccount "{account}" not found',
+                           {"name": name, "kind": "pods"})
+        spec["serviceAccountName"] = spec["serviceAccount"] = account
+        automount = spec.get("automountServiceAccountToken")
+        if automount is None:
+            automount = found.get("automountServiceAccountToken") is not False
+        if not automount:
+            return None
+        volume = f"kube-api-access-{secrets.token_hex(3)[:5]}"
+        spec.setdefault("volumes", []).append({"name": volume, "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1",
+                                                                          "fieldPath": "metadata.namespace"}}]}}]}})
+        spec["containers"][0].setdefault("volumeMounts", []).append(
+            {"name": volume, "readOnly": True, "mountPath": SA_MOUNT})
+        return str(account)
+
+    def pod_credentials(self, namespace: str, account: str | None, access: Any) -> tuple[dict[str, str], dict[str, bytes]]:
+        """(env, files) that give a pod its ServiceAccount token and the API's in-pod address.
+
+        ``access`` is the cluster's ``InClusterAccess`` (its CA); None leaves out ``ca.crt`` and the variables.
+        """
+        if account is None:
+            return {}, {}
+        files = {f"{SA_MOUNT}/token": self.token_for(namespace, account).encode(),
+                 f"{SA_MOUNT}/namespace": namespace.encode()}
+        if access is None:
+            return {}, files
+        from pytest_cloudeval.testing.k8s_emulator.api_proxy import PORT_IN_POD
+
+        files[f"{SA_MOUNT}/ca.crt"] = access.ca_pem
+        port = str(PORT_IN_POD)
+        return ({"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port,
+                 "KUBERNETES_SERVICE_PORT_HTTPS": port}, files)
 
     # -- decisions ---------------------------------------------------------------------------------
     def identify(self, authorization: str | None) -> Identity:
