@@ -38,6 +38,20 @@ _learned: dict[tuple[str, str, str], list[str]] = {}
 (its working folder, the user's uid and gid), as the Docker sandbox caches its owner lookups."""
 
 
+def image_without_engine(spec: SandboxSpec) -> str:
+    """The task's image where no Docker engine is (a ``--cloud=gke`` worker pod): as the task names it,
+    or the default image; a task that must be built from its ``environment/`` is a clear error."""
+    env = spec.environment
+    if env.image:
+        return str(env.image)
+    context = env.build_context
+    if context is not None and (context / env.dockerfile).is_file():
+        raise SandboxError(f"task {spec.task.task_id} builds its image from {env.dockerfile} in environment/, "
+                           f"and a --cloud=gke worker pod has no Docker engine to build it: give the task a "
+                           f"prebuilt docker_image the cluster can pull")
+    return spec.options.default_image
+
+
 class K8sSandbox(Sandbox):
     name = "k8s"
     capabilities: ClassVar[Capability] = Capability.PROCESS | Capability.CONTAINER
@@ -89,7 +103,9 @@ class K8sSandbox(Sandbox):
     def start(self) -> None:
         cfg, spec = self.cfg, self.spec
         self.namespace = k8s_api.namespace_of(cfg)
-        if self.image is None:
+        if self.image is None and not cfg.local_engine:
+            self.image = image_without_engine(spec)
+        elif self.image is None:
             # The task's image, pulled or built by the local engine (then pushed to --image-registry).
             from . import docker_images
 

@@ -8,10 +8,12 @@ plain requests; exec streams open websockets of their own (``k8s_exec``), patchi
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..errors import SandboxError
@@ -27,6 +29,7 @@ KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 Given as ``args`` (the image's ENTRYPOINT, e.g. a boot script that execs "$@", still runs), the way the
 Docker sandbox overrides only the image's CMD."""
 
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _lock = threading.Lock()
 _configs: dict[tuple[str | None, str | None], tuple[Any, str]] = {}
 
@@ -41,6 +44,15 @@ def configuration(cfg: K8sConfig) -> tuple[Any, str]:
     from kubernetes import client, config
 
     conf = client.Configuration()
+    if in_cluster(cfg):
+        try:
+            config.load_incluster_config(client_configuration=conf)
+            namespace = Path(SERVICE_ACCOUNT_DIR, "namespace").read_text(encoding="utf-8").strip() or "default"
+        except Exception as e:  # noqa: BLE001 - ConfigException, unreadable token
+            raise SandboxError(f"cannot use the pod's in-cluster Kubernetes access: {e}") from e
+        with _lock:
+            _configs[key] = (conf, namespace)
+        return conf, namespace
     try:
         config.load_kube_config(config_file=cfg.kubeconfig, context=cfg.context, client_configuration=conf)
         _contexts, active = config.list_kube_config_contexts(config_file=cfg.kubeconfig)
@@ -54,6 +66,15 @@ def configuration(cfg: K8sConfig) -> tuple[Any, str]:
     with _lock:
         _configs[key] = (conf, namespace)
     return conf, namespace
+
+
+def in_cluster(cfg: K8sConfig) -> bool:
+    """Whether to use the pod's own access (as ``kubectl`` and the client do): no kubeconfig named, none
+    at $KUBECONFIG or ~/.kube/config, and the ServiceAccount token and ``KUBERNETES_SERVICE_HOST``
+    present (a ``--cloud=gke`` worker pod running ``--sandbox=k8s``)."""
+    if cfg.kubeconfig or cfg.context or os.environ.get("KUBECONFIG") or Path("~/.kube/config").expanduser().exists():
+        return False
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and Path(SERVICE_ACCOUNT_DIR, "token").is_file()
 
 
 def api_client(cfg: K8sConfig) -> Any:

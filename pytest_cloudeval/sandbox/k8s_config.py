@@ -88,6 +88,9 @@ class K8sConfig:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, Any], ...] = ()
     runtime_class: str | None = None
+    local_engine: bool = True
+    """Whether task images may be resolved (inspected, pulled, built, pushed) with a local Docker
+    engine; False in ``--cloud=gke`` worker pods, which have none: images are then used as named."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> K8sConfig:
