@@ -166,3 +166,18 @@ def test_in_cluster_access_only_without_a_kubeconfig(tmp_path: Path, monkeypatch
     assert not k8s_api.in_cluster(K8sConfig(kubeconfig="/k"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
     assert not k8s_api.in_cluster(K8sConfig())
+
+
+def test_pod_info_explains_a_pending_pod_from_the_generated_model():
+    """The provider reads pods as the SDK's models; the sandbox's explanation reads the API's JSON."""
+    from kubernetes import client
+
+    from pytest_cloudeval.backends.gke.kube import pod_info
+
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="w-0-abcde", labels={"cloudeval.worker": "w-0"}),
+        status=client.V1PodStatus(phase="Pending", conditions=[client.V1PodCondition(
+            type="PodScheduled", status="False", reason="Unschedulable", message="0/1 nodes: Insufficient cpu")]))
+    info = pod_info(pod)
+    assert info.worker == "w-0" and info.phase == "Pending"
+    assert "Insufficient cpu" in info.reason

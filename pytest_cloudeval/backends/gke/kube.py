@@ -185,6 +185,19 @@ class Kube:
         return bool(status.allowed), str(status.reason or status.evaluation_error or "")
 
 
+_serializer: Any = None
+
+
+def _plain(obj: Any) -> Any:
+    """A generated model as the API's own JSON (camelCase dicts), the form ``k8s_api`` reads."""
+    global _serializer
+    if _serializer is None:
+        from kubernetes.client import ApiClient, Configuration
+
+        _serializer = ApiClient(Configuration())
+    return _serializer.sanitize_for_serialization(obj)
+
+
 def pod_info(pod: Any) -> PodInfo:
     from ...sandbox.k8s_api import explain_pending
 
@@ -194,7 +207,7 @@ def pod_info(pod: Any) -> PodInfo:
     reason = ""
     if phase != "Running":
         try:
-            reason = explain_pending(pod)
+            reason = explain_pending(_plain(pod))
         except Exception:  # noqa: BLE001 - an explanation is best effort
             reason = phase
     return PodInfo(name=meta.name, worker=labels.get("cloudeval.worker", meta.name), phase=phase, reason=reason,
