@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import os
 import re
-import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,6 +20,9 @@ import docker.errors
 from ..errors import SandboxError
 from ..model import TaskEnvironment
 from . import docker_engine as engine
+from .build_context import content_hash
+
+__all__ = ["content_hash", "resolve", "exists", "build", "repo_name"]
 
 IMAGE_REPO = "cloudeval-task"
 HASH_LABEL = "cloudeval.env-hash"
@@ -31,24 +31,6 @@ PULL_TIMEOUT_S = 600.0
 
 _resolved: dict[tuple[str, str, bool], str] = {}
 """(task id, environment, force) -> image, per process: a task's image is settled once per worker."""
-
-
-def content_hash(folder: Path) -> str:
-    """SHA-256 of a build context: relative paths, executable bits, link targets and contents."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder).as_posix()
-        info = path.lstat()
-        if stat.S_ISLNK(info.st_mode):
-            digest.update(f"L {rel} -> {os.readlink(path)}\n".encode())
-        elif stat.S_ISDIR(info.st_mode):
-            digest.update(f"D {rel}\n".encode())
-        elif stat.S_ISREG(info.st_mode):
-            digest.update(f"F {rel} {info.st_mode & 0o111 and 1} {info.st_size}\n".encode())
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
 
 
 def repo_name(task_id: str) -> str:

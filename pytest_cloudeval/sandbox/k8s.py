@@ -38,17 +38,25 @@ _learned: dict[tuple[str, str, str], list[str]] = {}
 (its working folder, the user's uid and gid), as the Docker sandbox caches its owner lookups."""
 
 
-def image_without_engine(spec: SandboxSpec) -> str:
-    """The task's image where no Docker engine is (a ``--cloud=gke`` worker pod): as the task names it,
-    or the default image; a task that must be built from its ``environment/`` is a clear error."""
+def image_without_engine(spec: SandboxSpec, prebuilt: Mapping[str, str]) -> str:
+    """The task's image where no Docker engine is (a ``--cloud=gke`` worker pod): as the task names it;
+    for a task built from its ``environment/``, the image the controller built for the same content
+    (``prebuilt``, by content hash); else the default image. A build nobody made is a clear error."""
     env = spec.environment
     if env.image:
         return str(env.image)
     context = env.build_context
     if context is not None and (context / env.dockerfile).is_file():
+        from .build_context import content_hash
+
+        built = prebuilt.get(content_hash(context))
+        if built:
+            return built
         raise SandboxError(f"task {spec.task.task_id} builds its image from {env.dockerfile} in environment/, "
-                           f"and a --cloud=gke worker pod has no Docker engine to build it: give the task a "
-                           f"prebuilt docker_image the cluster can pull")
+                           f"a --cloud=gke worker pod has no Docker engine to build it, and the controller "
+                           f"built no image for this content (it builds those of the tasks under the paths "
+                           f"given to pytest, before the workers start): give the task a prebuilt "
+                           f"docker_image the cluster can pull, or run from its benchmark folder")
     return spec.options.default_image
 
 
@@ -104,7 +112,7 @@ class K8sSandbox(Sandbox):
         cfg, spec = self.cfg, self.spec
         self.namespace = k8s_api.namespace_of(cfg)
         if self.image is None and not cfg.local_engine:
-            self.image = image_without_engine(spec)
+            self.image = image_without_engine(spec, cfg.prebuilt)
         elif self.image is None:
             # The task's image, pulled or built by the local engine (then pushed to --image-registry).
             from . import docker_images

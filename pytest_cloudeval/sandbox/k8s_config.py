@@ -91,6 +91,9 @@ class K8sConfig:
     local_engine: bool = True
     """Whether task images may be resolved (inspected, pulled, built, pushed) with a local Docker
     engine; False in ``--cloud=gke`` worker pods, which have none: images are then used as named."""
+    prebuilt: Mapping[str, str] = field(default_factory=dict)
+    """Content hash of a task's build context -> the image the controller built (and pushed to
+    ``--image-registry``) for it: worker pods that cannot build (``--cloud=gke``) run that one."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> K8sConfig:
@@ -102,6 +105,7 @@ class K8sConfig:
         data = asdict(self)
         data["tolerations"] = list(self.tolerations)
         data["node_selector"] = dict(self.node_selector)
+        data["prebuilt"] = dict(self.prebuilt)
         return data
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -78,10 +78,39 @@ class GkeProvider(Provider):
         self._image: str | None = None
         self.use_jobs = True
         self.cancel = threading.Event()
+        self._task_args: tuple[list[str], Any, dict[str, Any]] | None = None
+        """pytest's paths, where it was started, and the task formats (to build task images)."""
+        self._prebuilt: Future[dict[str, str]] | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config, settings: Settings) -> GkeProvider:
-        return cls(GkeConfig.from_config(config), settings)
+        provider = cls(GkeConfig.from_config(config), settings)
+        if settings.sandbox == "k8s":
+            formats: dict[str, Any] = {}
+            for batch in config.hook.pytest_cloudeval_task_formats():
+                for fmt in batch or []:
+                    formats.setdefault(fmt.name, fmt)
+            provider._task_args = (list(config.args), config.invocation_params.dir, formats)
+        return provider
+
+    def start_task_images(self, progress: Progress) -> None:
+        """Build (and push) the images of the run's buildable tasks in the background, once: worker pods
+        cannot build them (``task_images``). Workers wait for it when they are configured."""
+        if self._task_args is None or self._prebuilt is not None:
+            return
+        args, invocation_dir, formats = self._task_args
+        registry = self.cfg.cluster.image_registry
+        settings = self.settings
+
+        def build() -> dict[str, str]:
+            from .task_images import find_tasks, prebuild
+
+            tasks = find_tasks(args, invocation_dir, formats)
+            return prebuild(tasks, settings.sandbox_image, settings.force_build, registry, progress)
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="cloudeval-task-images")
+        self._prebuilt = pool.submit(build)
+        pool.shutdown(wait=False)
 
     @property
     def kube(self) -> Kube:
@@ -123,8 +152,16 @@ class GkeProvider(Provider):
         section = data.get("k8s")
         if not isinstance(section, dict):
             return
+        if self._prebuilt is None:
+            self.start_task_images(lambda line: None)
+        prebuilt: dict[str, str] = {}
+        if self._prebuilt is not None:
+            try:
+                prebuilt = self._prebuilt.result(timeout=3600)
+            except Exception:  # noqa: BLE001 - no engine, no registry: each task that builds says so
+                prebuilt = {}
         section = dict(section, kubeconfig=None, context=None, namespace=self.kube.namespace, image_registry=None,
-                       local_engine=False)
+                       local_engine=False, prebuilt=prebuilt)
         data["k8s"] = section
         image = data.get("sandbox_image")
         if image and self.cfg.cluster.image_registry:
@@ -241,6 +278,7 @@ class GkeProvider(Provider):
                   on_up: Callable[[Host], None] | None = None) -> ProvisionResult:
         t0 = time.monotonic()
         self.cancel = cancel
+        self.start_task_images(progress)
         kube = self.kube
         notes: list[str] = []
         if not kube.serves_jobs():
