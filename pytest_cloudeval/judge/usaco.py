@@ -443,7 +443,7 @@ def _run_limited(
             pass_fds=(status_write,) if status else (),
             **drop,
         )
-    except OSError as exc:
+    except (OSError, subprocess.SubprocessError) as exc:  # SubprocessError: a limit could not be set
         if status:
             os.close(status_read)
             os.close(status_write)

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from .base import (Capability, CopyReport, ExecResult, HostLaunch, Sandbox, SandboxHandle, SandboxOptions,
-                   SandboxSpec)
+from .base import (
+    Capability,
+    CopyReport,
+    ExecResult,
+    HostLaunch,
+    Sandbox,
+    SandboxHandle,
+    SandboxOptions,
+    SandboxSpec,
+)
 from .config import options_from_settings
 
 __all__ = ["Capability", "CopyReport", "ExecResult", "HostLaunch", "Sandbox", "SandboxHandle", "SandboxOptions",

@@ -213,8 +213,10 @@ class UsacoFormat(TaskFormat):
         memory_mb = int((task.limits.test_memory_mb or 256) * settings.limit_multiplier)
         tests = data(task).tests(task)
         semantics = settings.usaco_judge
-        # The judge runs as a command of the sandbox, local or not: whatever the submission starts
-        # (setsid daemons included) is the sandbox's, and dies with it.
+        # The submission is a process of the sandbox, local or not: whatever it starts (setsid
+        # daemons included) is the sandbox's, and dies with it. Where the sandbox's processes run on
+        # this host, the judge runs here and starts it into the sandbox; elsewhere the judge is a
+        # command of the sandbox.
         launch = sandbox.host_launch()
         if sandbox.host_root is not None and launch is not None:
             report = self._judge_on_host(source, tests, time_limit, memory_mb, semantics, sandbox.host_root,
