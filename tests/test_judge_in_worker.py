@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,18 @@ def _judge(box: LocalSandbox, tmp_path: Path, source: str, semantics: str = "scr
     return UsacoFormat().judge(task, AgentOutput(answer=textwrap.dedent(source)), box, settings, task_dir)
 
 
-def _sandbox(cls: type[LocalSandbox], tmp_path: Path) -> LocalSandbox:
+@pytest.fixture
+def run_id() -> Iterator[str]:
+    """A run id of this test's own; its registry folder is swept at the end."""
+    rid = f"inworker-{secrets.token_hex(4)}"
+    yield rid
+    assert local_jail.sweep(rid) == []
+
+
+def _sandbox(cls: type[LocalSandbox], tmp_path: Path, run_id: str) -> LocalSandbox:
     task = Task(benchmark="b", task_id="p", format="usaco", source=tmp_path, root=tmp_path, instruction="",
                 agent_input={})
-    box = cls(SandboxSpec(task=task, run_id="inworker", name=f"ce-inworker-{os.getpid()}-{tmp_path.name[-12:]}",
+    box = cls(SandboxSpec(task=task, run_id=run_id, name=f"ce-inworker-{tmp_path.name[-12:]}",
                           env={"CLOUDEVAL_TEST_SECRET": SECRET},
                           options=SandboxOptions(work_root=str(tmp_path / "work"))))
     box.start()
@@ -67,14 +76,14 @@ def _sandbox(cls: type[LocalSandbox], tmp_path: Path) -> LocalSandbox:
 
 
 @pytest.mark.parametrize("semantics", ["hal", "script"])
-def test_local_judge_starts_no_sandbox_command(tmp_path: Path, semantics: str) -> None:
-    box = _sandbox(NoExecSandbox, tmp_path)
+def test_local_judge_starts_no_sandbox_command(tmp_path: Path, run_id: str, semantics: str) -> None:
+    box = _sandbox(NoExecSandbox, tmp_path, run_id)
     try:
         judgement = _judge(box, tmp_path, "a, b = map(int, input().split())\nprint(a + b)\n", semantics)
     finally:
         box.close()
     assert judgement.verdict == "ACCEPTED", judgement.message
-    wrong = _sandbox(NoExecSandbox, tmp_path / "again")
+    wrong = _sandbox(NoExecSandbox, tmp_path / "again", run_id)
     try:
         judgement = _judge(wrong, tmp_path / "again", "print(4)\n", semantics)
     finally:
@@ -83,7 +92,8 @@ def test_local_judge_starts_no_sandbox_command(tmp_path: Path, semantics: str) -
 
 
 @pytest.mark.parametrize("cgroup", [True, False], ids=["cgroup", "token-only"])
-def test_submission_belongs_to_the_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cgroup: bool) -> None:
+def test_submission_belongs_to_the_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_id: str,
+                                           cgroup: bool) -> None:
     """A setsid daemon started by the submission outlives the judge's group kill, not the sandbox."""
     if not cgroup:
         monkeypatch.setattr(local_jail, "cgroup_dirs", lambda token: [])
@@ -98,7 +108,7 @@ def test_submission_belongs_to_the_sandbox(tmp_path: Path, monkeypatch: pytest.M
     a, b = map(int, input().split())
     print(a + b)
     """
-    box = _sandbox(LocalSandbox, tmp_path)
+    box = _sandbox(LocalSandbox, tmp_path, run_id)
     try:
         jail = box._jail
         assert jail is not None
