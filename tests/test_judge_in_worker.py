@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_cloudeval.model import AgentOutput, Limits, Task
+from pytest_cloudeval.sandbox import local as local_mod
 from pytest_cloudeval.sandbox import local_jail
 from pytest_cloudeval.sandbox.base import SandboxOptions, SandboxSpec
 from pytest_cloudeval.sandbox.local import LocalSandbox
@@ -25,11 +26,23 @@ from tests.waiting import eventually
 SECRET = "s3cr3t-value-9d41"
 
 
-class NoExecSandbox(LocalSandbox):
-    """A local sandbox that fails any command: the judge must not need one."""
+class RecordingSandbox(LocalSandbox):
+    """A subclass with its own ``exec`` (as a wrapping sandbox would have): the judge must use it."""
+
+    calls: list[Any] = []
 
     def exec(self, cmd: Sequence[str] | str, **kwargs: Any) -> Any:  # type: ignore[override]
-        raise AssertionError(f"the local judge started a sandbox command: {cmd!r}")
+        self.calls.append(cmd)
+        return super().exec(cmd, **kwargs)
+
+
+@pytest.fixture
+def no_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any command of a local sandbox fails: the judge must not need one."""
+    def refuse(argv: Sequence[str], **kwargs: Any) -> Any:
+        raise AssertionError(f"the local judge started a sandbox command: {argv!r}")
+
+    monkeypatch.setattr(local_mod, "run_process", refuse)
 
 
 def _alive(pid: int) -> bool:
@@ -76,14 +89,15 @@ def _sandbox(cls: type[LocalSandbox], tmp_path: Path, run_id: str) -> LocalSandb
 
 
 @pytest.mark.parametrize("semantics", ["hal", "script"])
+@pytest.mark.usefixtures("no_commands")
 def test_local_judge_starts_no_sandbox_command(tmp_path: Path, run_id: str, semantics: str) -> None:
-    box = _sandbox(NoExecSandbox, tmp_path, run_id)
+    box = _sandbox(LocalSandbox, tmp_path, run_id)
     try:
         judgement = _judge(box, tmp_path, "a, b = map(int, input().split())\nprint(a + b)\n", semantics)
     finally:
         box.close()
     assert judgement.verdict == "ACCEPTED", judgement.message
-    wrong = _sandbox(NoExecSandbox, tmp_path / "again", run_id)
+    wrong = _sandbox(LocalSandbox, tmp_path / "again", run_id)
     try:
         judgement = _judge(wrong, tmp_path / "again", "print(4)\n", semantics)
     finally:
@@ -125,3 +139,15 @@ def test_submission_belongs_to_the_sandbox(tmp_path: Path, monkeypatch: pytest.M
         assert eventually(lambda: not _alive(daemon), timeout=10), "the submission's daemon survived its sandbox"
     finally:
         box.close()
+
+
+def test_a_subclass_with_its_own_exec_judges_through_it(tmp_path: Path, run_id: str) -> None:
+    RecordingSandbox.calls = []
+    box = _sandbox(RecordingSandbox, tmp_path, run_id)
+    try:
+        assert box.host_launch() is None
+        judgement = _judge(box, tmp_path, "a, b = map(int, input().split())\nprint(a + b)\n", "hal")
+    finally:
+        box.close()
+    assert judgement.verdict == "ACCEPTED", judgement.message
+    assert len(RecordingSandbox.calls) == 1, RecordingSandbox.calls

@@ -177,9 +177,12 @@ class LocalSandbox(Sandbox):
     def host_root(self) -> Path | None:
         return self.root
 
-    def host_launch(self) -> HostLaunch:
+    def host_launch(self) -> HostLaunch | None:
         """The sandbox's token, a preexec that joins its cgroup (and sets the per-process memory limit
-        where no cgroup carries one), and its list of process groups to kill."""
+        where no cgroup carries one), and its list of process groups to kill. None for a subclass that
+        changes how commands run (its own ``exec``): what it wraps them in must wrap the judge's too."""
+        if type(self).exec is not LocalSandbox.exec:
+            return None
         jail = self._jail
         if jail is None:
             raise SandboxError("sandbox used before start()" if not self._closed else "sandbox used after close()")
