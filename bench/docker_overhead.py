@@ -6,7 +6,9 @@ floor B: plain pytest-xdist (``-n WORKERS``) over N generated test functions tha
          container with the same limits).
 ours:    ``pytest <N trivial Harbor tasks> --sandbox=docker --agent oracle -n WORKERS``, the task
          image already built (checked: not rebuilt).
-B and ours alternate for a few rounds (medians), to spread machine noise. Goal: ours <= 1.5x B.
+B and ours alternate for a few rounds (medians), to spread machine noise. Goal: ours <= 1.0x B
+(issue 14: each worker brings up its next task's container while the current task runs, and removes
+finished ones in the background). The last line printed is the ratio.
 
     python bench/docker_overhead.py [--tasks 10] [--workers 4] [--rounds 3]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -26,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+GOAL = 1.0
 BASE_IMAGE = "cloudeval/base:bookworm"
 SOLVE = "echo done > /app/out.txt\n"
 TEST = ('mkdir -p /logs/verifier\n'
@@ -98,13 +102,22 @@ def build_images(bench: Path) -> dict[str, str]:
 BYTECODE_CACHE = False
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+CPU: dict[str, list[float]] = {"plain": [], "ours": []}
+"""CPU seconds (user + sys) of each arm's processes (pytest, workers, docker CLI; not the engine's)."""
+
+
+def timed(cmd: list[str], cwd: Path, arm: str = "") -> tuple[float, subprocess.CompletedProcess[str]]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     if BYTECODE_CACHE:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    return time.perf_counter() - started, proc
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if arm:
+        CPU[arm].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall, proc
 
 
 def floor_a(image: str, runs: int) -> float:
@@ -141,21 +154,23 @@ def main() -> int:
         a = floor_a(BASE_IMAGE, args.floor_a_runs)
         common = ["-p", "no:cacheprovider", "-q", "-n", str(args.workers), "-W", "ignore"]
         plain_times, ours_times, task_durations = [], [], []
+        prepared = 0
         for round_no in range(args.rounds):
-            wall, proc = timed([sys.executable, "-m", "pytest", "plain", *common], root)
+            wall, proc = timed([sys.executable, "-m", "pytest", "plain", *common], root, "plain")
             if proc.returncode != 0:
                 print(proc.stdout[-3000:], proc.stderr[-3000:])
                 return 1
             plain_times.append(wall)
             run_id = f"bench-{round_no}-{os.getpid()}"
             wall, proc = timed([sys.executable, "-m", "pytest", "trivial", "--sandbox=docker", "--agent", "oracle",
-                                "--run-id", run_id, "--results-dir", str(root / "results"), *common], root)
+                                "--run-id", run_id, "--results-dir", str(root / "results"), *common], root, "ours")
             results = [json.loads(p.read_text()) for p in (root / "results" / run_id).glob("*/*/result.json")]
             if proc.returncode != 0 or len(results) != args.tasks or any(r["outcome"] != "passed" for r in results):
                 print(proc.stdout[-3000:], proc.stderr[-3000:])
                 return 1
             ours_times.append(wall)
             task_durations += [r["duration_s"] for r in results]
+            prepared += sum(1 for r in results if r["metrics"].get("sandbox.prepared_ahead") is True)
         rebuilt = build_images(bench) != images
 
     b, ours = statistics.median(plain_times), statistics.median(ours_times)
@@ -172,10 +187,15 @@ def main() -> int:
     print(f"  per task: median attempt {statistics.median(task_durations):.3f} s in ours (container up, "
           f"solve, verify, logs, down) vs {a:.3f} s for an empty docker run; "
           f"{(ours - b) / n * args.workers:+.3f} s per task slot vs floor B")
-    ratio = ours / b
-    print(f"  ratio ours / floor B = {ratio:.2f} (goal <= 1.5) -> {'OK' if ratio <= 1.5 else 'MISSED'}")
+    print(f"  CPU of the processes each arm starts (median; the engine's own not counted): floor B "
+          f"{statistics.median(CPU['plain']):.2f} s, ours {statistics.median(CPU['ours']):.2f} s "
+          "(on a loaded 2-core machine wall time follows CPU)")
+    print(f"  containers prepared ahead (while the worker's previous task ran): {prepared} of "
+          f"{len(task_durations)} attempts (the first task of each worker has none before it)")
     print(f"  task image rebuilt during the runs: {'YES (bad)' if rebuilt else 'no'}")
-    return 0 if ratio <= 1.5 and not rebuilt else 1
+    ratio = ours / b
+    print(f"ratio ours / floor B = {ratio:.2f} (goal <= {GOAL}) -> {'OK' if ratio <= GOAL else 'MISSED'}")
+    return 0 if ratio <= GOAL and not rebuilt else 1
 
 
 if __name__ == "__main__":

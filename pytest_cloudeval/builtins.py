@@ -63,12 +63,13 @@ def pytest_cloudeval_result_stores() -> dict[str, Any]:
 @pytest.hookimpl(trylast=True)
 def pytest_cloudeval_backends() -> dict[str, Any]:
     return {"gce": lazy(".backends.gce:GceBackend", sdk="google.cloud.compute_v1", what="--cloud=gce",
-                        extra="gce")}
+                        extra="gce"),
+            "gke": lazy(".backends.gke:GkeProvider", sdk="kubernetes", what="--cloud=gke", extra="k8s")}
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_cloudeval_transports() -> dict[str, Any]:
-    return {"ssh": lazy(".backends.ssh:SshTransport")}
+    return {"ssh": lazy(".backends.ssh:SshTransport"), "kubectl": lazy(".backends.kubectl:KubectlTransport")}
 
 
 @pytest.hookimpl(trylast=True)

@@ -42,15 +42,22 @@ def cleanup_all(config: pytest.Config) -> int:
     for batch in config.hook.pytest_cloudeval_sandboxes():
         for name, loader in (batch or {}).items():
             loaders.setdefault(name, loader)
+    whose = f"run {run_id}'s" if run_id else "every run's"
     for name, loader in sorted(loaders.items()):
         try:
             cls = loader()
-        except ImportError:
-            continue  # its SDK is not installed, so it cannot have left anything behind from here
+        except ImportError as e:
+            # Its SDK is not installed, so it cannot have left anything behind from here.
+            print(f"cloudeval --cleanup: {name} sandboxes not swept: its SDK is not installed ({e.name or e})")
+            continue
+        skipped = cls.cleanup_skipped()
+        if skipped:
+            print(f"cloudeval --cleanup: {name} sandboxes not swept: {skipped}")
+            continue
         try:
             # With a run id, only that run's sandboxes (other runs may be going on, e.g. in CI).
             cls.session_cleanup(run_id)
-            print(f"cloudeval --cleanup: {name} sandboxes swept")
+            print(f"cloudeval --cleanup: {name} sandboxes swept ({whose})")
         except CloudEvalError as e:
             failures.append(f"{name}: {e}")
     backends: dict[str, Any] = {}

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from . import hookspecs
-from .collect import BenchmarkFile, TaskErrored, TaskFailed, TaskFile, _BaseItem
+from .collect import BenchmarkFile, TaskErrored, TaskFailed, TaskFile, TaskItem, _BaseItem
 from .crash import forget_junit_testcase, give_up, lost_attempt, requeue
 from .errors import AgentSpecError
 from .interrupts import InterruptGuard
@@ -123,6 +123,8 @@ def pytest_configure(config: pytest.Config) -> None:
         for name, text in fmt.markers.items():
             config.addinivalue_line("markers", f"{name}: {text}")
     config.pluginmanager.register(ReportHooks(session), "cloudeval-reports")
+    if not config.option.collectonly and settings.agent:
+        config.pluginmanager.register(PrepareAheadHooks(session), "cloudeval-prepare-ahead")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session), "cloudeval-xdist")
     if not session.is_worker and not config.option.collectonly and settings.agent:
@@ -188,6 +190,45 @@ class XdistHooks:
         if getattr(report, "outcome", None) == "rerun" and not self.session.settings.cloud:
             return "rerun", "R", ("RERUN", {"yellow": True})
         return None
+
+
+class PrepareAheadHooks:
+    """Where items run: the next item's sandbox comes up while the current item runs
+    (``prepare_ahead.py``), and whatever was prepared and not used is removed at the session's end."""
+
+    def __init__(self, session: CloudEvalSession) -> None:
+        self.session = session
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+        state = self.session
+        if state.prepared is not None:
+            # xdist may hand this worker other items than the ones it was told of: their sandboxes go.
+            state.prepared.discard_except({item.nodeid} | ({nextitem.nodeid} if nextitem is not None else set()))
+        if isinstance(nextitem, TaskItem) and not item.session.shouldstop and not item.session.shouldfail:
+            state.prepare_ahead(nextitem.task, nextitem.repeat, nextitem.nodeid)
+        try:
+            return (yield)
+        finally:
+            if state.prepared is not None:
+                # Not taken by its item (resumed, skipped, interrupted): removed now.
+                state.prepared.discard_except({nextitem.nodeid} if nextitem is not None else set())
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # Before the controller's label sweep: no preparation may create a container after it.
+        self.shutdown()
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        state = self.session
+        if state.prepared is not None:
+            state.prepared.shutdown()
+        cls = state._sandbox_cls
+        if cls is not None:
+            cls.session_teardown()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -20,6 +20,7 @@ from .capture import CappedBuffer
 from .errors import BenchmarkError, InfrastructureError
 from .layout import mark_results_dir
 from .model import DEFAULT_AGENT_TIMEOUT_S, AgentOutput, Task, TaskResult
+from .prepare_ahead import PreparedSandboxes
 from .redact import Redactor
 from .results import atomic_write_bytes, atomic_write_json, redact_tree, result_dirname
 from .sandbox.base import Sandbox, SandboxSpec
@@ -120,8 +121,25 @@ def sandbox_spec(att: Attempt, image: str | None = None) -> SandboxSpec:
     )
 
 
-def run_attempt(att: Attempt) -> TaskResult:
-    """Run the attempt and write its folder. Never raises except KeyboardInterrupt/SystemExit."""
+def skip_reason(att: Attempt) -> str | None:
+    """Why the attempt's sandbox cannot run its task (a skip, not an error); None when it can."""
+    task, settings = att.task, att.settings
+    if task.limits.gpus and "gpu" not in att.sandbox_cls.capabilities.names():
+        return (f"{task.source}: the task asks for {task.limits.gpus} GPU(s) ([environment] gpus); "
+                f"the {settings.sandbox!r} sandbox offers none")
+    missing = att.fmt.requires & ~att.sandbox_cls.capabilities
+    if missing:
+        return (f"{task.format} tasks need a sandbox with {', '.join(missing.names())} "
+                f"support (--sandbox=docker); {settings.sandbox!r} has none")
+    return None
+
+
+def run_attempt(att: Attempt, prepared: PreparedSandboxes | None = None) -> TaskResult:
+    """Run the attempt and write its folder. Never raises except KeyboardInterrupt/SystemExit.
+
+    ``prepared``: the worker's sandboxes prepared ahead; the one for this item is used when it was
+    prepared for exactly this attempt's spec (else it is discarded and a sandbox starts as usual).
+    """
     task, settings, red = att.task, att.settings, att.redactor
     task_dir = att.task_dir
     if task_dir.exists():  # an earlier errored or interrupted attempt: start clean
@@ -138,19 +156,23 @@ def run_attempt(att: Attempt) -> TaskResult:
     interrupted = False
     started = False
     try:
-        missing = att.fmt.requires & ~att.sandbox_cls.capabilities
-        if task.limits.gpus and "gpu" not in att.sandbox_cls.capabilities.names():
+        reason = skip_reason(att)
+        if reason is not None:
             result.outcome, result.verdict = "skipped", "SKIPPED"
-            result.message = (f"{task.source}: the task asks for {task.limits.gpus} GPU(s) ([environment] gpus); "
-                              f"the {settings.sandbox!r} sandbox offers none")
-            return result
-        if missing:
-            result.outcome, result.verdict = "skipped", "SKIPPED"
-            result.message = (f"{task.format} tasks need a sandbox with {', '.join(missing.names())} "
-                              f"support (--sandbox=docker); {settings.sandbox!r} has none")
+            result.message = reason
             return result
         spec = sandbox_spec(att)
-        sandbox = att.sandbox_cls(spec)
+        taken = prepared.take(att.nodeid, spec) if prepared is not None else None
+        if taken is not None and taken.note:
+            log.write(f"[cloudeval: {taken.note}]\n".encode())
+        if taken is not None and taken.sandbox is not None:
+            sandbox = taken.sandbox
+            spec = sandbox.spec
+            result.metrics["sandbox.prepared_ahead"] = True
+        else:
+            sandbox = att.sandbox_cls(spec)
+            if att.sandbox_cls.prepares_ahead:
+                result.metrics["sandbox.prepared_ahead"] = False
         sandbox.start()
         started = True
         # The caps this attempt ran under, in its result (sandbox.json says how each was applied).

@@ -16,9 +16,10 @@ from .agents.base import Agent
 from .errors import AgentSpecError, MissingExtraError
 from .layout import mark_results_dir
 from .model import Task, TaskResult
+from .prepare_ahead import PreparedSandboxes
 from .redact import Redactor
 from .results import atomic_write_json, result_dirname
-from .runner import Attempt, run_attempt
+from .runner import Attempt, run_attempt, sandbox_spec, skip_reason
 from .sandbox.base import Sandbox
 from .settings import Settings
 from .tasks.base import BrokenTask, TaskFormat
@@ -44,6 +45,8 @@ class CloudEvalSession:
         # End of the run (controller): attempts lost with their worker, and the run files reporters wrote.
         self.lost_attempts: list[dict[str, Any]] = []
         self.report_files: list[Any] = []  # reporters.base.ReportFile, uploaded by the store
+        self.prepared: PreparedSandboxes | None = None
+        """Sandboxes of the next items, prepared ahead where they run (``prepare_ahead.py``)."""
 
     # -- registries ---------------------------------------------------------------------------
     def formats(self) -> dict[str, TaskFormat]:
@@ -95,19 +98,47 @@ class CloudEvalSession:
         host = socket.gethostname()
         return f"{wid}@{host}"
 
-    def run_item(self, task: Task, repeat: int, nodeid: str) -> dict[str, Any]:
+    def _stored(self, task: Task, repeat: int) -> dict[str, Any] | None:
+        """The finished result ``--resume`` keeps for this task and repeat (None: run it)."""
+        return self.resume.get(f"{task.benchmark}/{result_dirname(task.task_id, repeat, self.settings.repeat)}")
+
+    def _first_attempt(self, task: Task, repeat: int, nodeid: str) -> Attempt:
         settings = self.settings.replace(worker=self.worker_name())
-        key = f"{task.benchmark}/{result_dirname(task.task_id, repeat, settings.repeat)}"
-        stored = self.resume.get(key)
+        return Attempt(task=task, fmt=self.formats()[task.format], agent=self.agent(),
+                       agent_name=settings.agent or "", sandbox_cls=self.sandbox_cls(), settings=settings,
+                       redactor=self.redactor, repeat=repeat, nodeid=nodeid,
+                       attempt=self._attempt_number(nodeid))
+
+    def prepare_ahead(self, task: Task, repeat: int, nodeid: str) -> bool:
+        """Start bringing up, in the background, the sandbox the first attempt of this (next) item
+        will take: only for sandboxes that prepare ahead, never for an item ``--resume`` keeps or one
+        that will be skipped. True when a preparation started."""
+        if not self.settings.agent or self._stored(task, repeat) is not None:
+            return False
+        try:
+            cls = self.sandbox_cls()
+            if not cls.prepares_ahead:
+                return False
+            attempt = self._first_attempt(task, repeat, nodeid)
+            if skip_reason(attempt) is not None:
+                return False
+            spec = sandbox_spec(attempt)
+        except Exception:  # noqa: BLE001 - the attempt itself reports it, when it runs
+            return False
+        if self.prepared is None:
+            self.prepared = PreparedSandboxes()
+        return self.prepared.prepare(nodeid, cls(spec))
+
+    def run_item(self, task: Task, repeat: int, nodeid: str) -> dict[str, Any]:
+        stored = self._stored(task, repeat)
         if stored is not None:
             kept = dict(stored)
             kept["resumed"] = True
             return kept
-        attempt = Attempt(task=task, fmt=self.formats()[task.format], agent=self.agent(),
-                          agent_name=settings.agent or "", sandbox_cls=self.sandbox_cls(), settings=settings,
-                          redactor=self.redactor, repeat=repeat, nodeid=nodeid,
-                          attempt=self._attempt_number(nodeid))
-        result = run_attempt(attempt)
+        attempt = self._first_attempt(task, repeat, nodeid)
+        settings = attempt.settings
+        result = run_attempt(attempt, self.prepared)
+        # A retry gets a fresh sandbox: only the first attempt takes the one prepared ahead.
         while attempt.lost and attempt.attempt < settings.attempts:
             # The sandbox went away under the attempt (an evicted pod...): not a verdict, run it again.
             attempt = dataclasses.replace(attempt, attempt=attempt.attempt + 1, lost=False, record=None)

@@ -152,8 +152,18 @@ def stop_worker_restarts(config: pytest.Config) -> None:
 
 def popen_runs_elsewhere(node: Any) -> None:
     """Call from ``pytest_configure_node``: this ``popen`` worker's interpreter is on another host,
-    so it keeps its own sys.path instead of the controller's (see 7.)."""
+    so it keeps its own sys.path instead of the controller's (see 7.). xdist restarts a lost worker
+    with this very spec object: ``restore_popen`` must undo this first (``pytest_testnodedown``)."""
     node.gateway.spec.popen = False
+    node.gateway.spec.cloudeval_popen = True
+
+
+def restore_popen(node: Any) -> None:
+    """Undo ``popen_runs_elsewhere`` on a worker that went down, so xdist's restart (which reuses the
+    spec) makes a popen gateway again instead of failing with "no gateway type found"."""
+    spec: Any = getattr(getattr(node, "gateway", None), "spec", None)
+    if spec is not None and getattr(spec, "cloudeval_popen", False):
+        spec.popen = True
 
 
 def junit_reporters(config: pytest.Config) -> tuple[dict[Any, Any], list[Any]] | None:

@@ -63,3 +63,15 @@ def test_cleanup_with_disagreeing_run_ids_is_a_usage_error(tmp_path: Path) -> No
     res = run_pytest(tmp_path, "--cleanup", "--resume", "run-a", env={"CLOUDEVAL_RUN_ID": "run-b"})
     assert res.returncode == pytest.ExitCode.USAGE_ERROR, res.stdout + res.stderr
     assert "disagree" in res.stderr
+
+
+def test_cleanup_says_which_sandboxes_it_did_not_sweep(tmp_path: Path) -> None:
+    """Without --sandbox=k8s no cluster is named: the account must say k8s was not swept (it said "swept")."""
+    run_id = new_run_id("cleanup-account")
+    res = run_pytest(tmp_path, "--cleanup", "--run-id", run_id)
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    assert f"cloudeval --cleanup: docker sandboxes swept (run {run_id}'s)" in lines, res.stdout
+    k8s = [line for line in lines if line.startswith("cloudeval --cleanup: k8s ")]
+    assert len(k8s) == 1 and "k8s sandboxes not swept: no cluster named" in k8s[0] and "--sandbox=k8s" in k8s[0], \
+        res.stdout

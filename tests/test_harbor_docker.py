@@ -294,3 +294,48 @@ def test_ensure_image_needs_the_engine(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(SandboxError, match="nonexistent.sock"):
         assert not isinstance(task, BrokenTask)
         images.resolve(task.environment, task.task_id, "cloudeval/runner:bookworm", False)
+
+
+def test_a_root_verifier_runs_in_one_command_and_a_broken_logs_folder_is_an_error(
+        tmp_path: Path, docker_api: Any) -> None:  # noqa: F811
+    """A verifier run as root makes its fresh /logs/verifier and runs test.sh in one exec; when the
+    folder cannot be made (the agent turned /logs into a file) that is the sandbox's trouble, an
+    error, not the verifier's exit code."""
+    from pytest_cloudeval.runner import Attempt, sandbox_spec
+    from pytest_cloudeval.sandbox.docker import DockerSandbox
+    from pytest_cloudeval.settings import Settings
+
+    task = load_task_dir(write_harbor_task(tmp_path / "tasks", "rootv"), "b")
+    assert not isinstance(task, BrokenTask)
+    settings = Settings().replace(run_id=new_run_id("rootv"), results_dir=tmp_path / "results")
+    att = Attempt(task=task, fmt=None, agent=None, agent_name="", sandbox_cls=DockerSandbox,  # type: ignore[arg-type]
+                  settings=settings, redactor=None)  # type: ignore[arg-type]
+    for broken in (False, True):
+        box = DockerSandbox(sandbox_spec(att))
+        try:
+            box.start()
+            assert box.default_user_is_root
+            harbor_exec.prepare(task, box, settings)
+            setup = "echo done > /app/out.txt" + ("; rm -rf /logs && echo x > /logs" if broken else "")
+            assert box.exec(["sh", "-c", setup], timeout=30).ok
+            if broken:
+                with pytest.raises(SandboxError, match="cannot make a fresh /logs/verifier"):
+                    harbor_exec.verify(task, box, settings, tmp_path / "out")
+            else:
+                calls: list[Any] = []
+                real_exec = box.exec
+
+                def counted(cmd: Any, calls: list[Any] = calls, real_exec: Any = real_exec, **kwargs: Any) -> Any:
+                    calls.append(cmd)
+                    return real_exec(cmd, **kwargs)
+
+                box.exec = counted  # type: ignore[method-assign]
+                judgement = harbor_exec.verify(task, box, settings, tmp_path / "out")
+                box.exec = real_exec  # type: ignore[method-assign]
+                assert judgement.passed and judgement.score == 1.0, judgement
+                assert len(calls) == 1, calls
+                owner = box.exec(["stat", "-c", "%u:%g %a", "/logs/verifier"], timeout=30)
+                assert owner.stdout.strip() == "0:0 755", owner
+        finally:
+            box.close()
+    assert wait_no_containers(docker_api, settings.run_id, within=5) == []

@@ -152,6 +152,7 @@ def test_cleanup_sweeps_a_killed_runs_pods(tmp_path: Path) -> None:
     res = run_pytest(tmp_path, "--cleanup", "--sandbox=k8s", "--kubeconfig", str(emulator().kubeconfig),
                      "--run-id", run_id, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
+    assert f"cloudeval --cleanup: k8s sandboxes swept (run {run_id}'s)" in res.stdout.splitlines(), res.stdout
     assert not [p for p in emulator().pods() if p["metadata"]["labels"].get("cloudeval.run") == run_id]
     assert not [p for p in emulator().cluster.list_policies(None)
                 if p["metadata"]["labels"].get("cloudeval.run") == run_id]

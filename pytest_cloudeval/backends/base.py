@@ -15,7 +15,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import pytest
@@ -60,6 +60,10 @@ class WorkerPlan:
     """Estimated price of one VM (None when the price table does not know the machine type)."""
     details: Mapping[str, str] = field(default_factory=dict)
     """Cloud-specific lines of the plan (image, disk, endpoint, ...)."""
+    unit: str = "VM"
+    """What a host is called in messages and the cost line ("VM", "pod")."""
+    price_source: str = ""
+    """Where ``usd_per_vm_hour`` comes from (default: the GCE price table's source)."""
 
     @property
     def usd_per_hour(self) -> float | None:
@@ -157,7 +161,8 @@ class Provider(ABC):
       pool), in parallel; a VM that is already gone counts as deleted; errors are collected and
       raised once as ``BackendError`` after every deletion was tried. Calling it twice is harmless.
     - ``is_alive`` answers from the cloud's view (a preempted or powered-off VM is not alive).
-    - ``replace`` may return a new VM for a lost one (or None when the backend does not replace).
+    - ``replace`` may return a new host for a lost one, up and running (or None when the backend does
+      not replace, or could not): the controller makes it ready and moves the lost host's slots there.
     - ``cleanup`` and ``status`` work without a run: they find VMs by the marker label.
     """
 
@@ -177,6 +182,24 @@ class Provider(ABC):
 
     def preflight(self) -> None:  # noqa: B027 - optional check, no-op by default
         """Raise ``pytest.UsageError`` for what a real run needs but is missing (no cloud call)."""
+
+    def adjust_worker_settings(self, data: dict[str, Any]) -> None:  # noqa: B027 - optional, no-op by default
+        """Change (in place) the settings a worker on one of this provider's hosts receives, after
+        the generic remote paths were filled in (e.g. how a worker pod reaches its own cluster)."""
+
+    def transport_options(self) -> Mapping[str, str]:
+        """What the transport needs to reach this provider's hosts (``Transport.configure``)."""
+        return {}
+
+    def check(self) -> list[str]:
+        """``--cloud-check``: ask the cloud whether this run could be made (credentials, permissions,
+        quota) without creating anything; one line per problem found. Raises: BackendError when the
+        cloud cannot be asked. Default: nothing is checked beyond the plan."""
+        return []
+
+    def check_summary(self) -> str:
+        """What ``check`` verified, for the line printed when nothing is missing."""
+        return "nothing beyond the plan (this cloud has no checks)"
 
     @abstractmethod
     def plan(self, run_id: str, workers: int, workers_per_vm: int, pool: str | None) -> WorkerPlan:

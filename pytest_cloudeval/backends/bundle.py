@@ -172,12 +172,18 @@ def top_level_modules(dist: metadata.Distribution) -> list[str]:
     return sorted(n for n in names if n.isidentifier())
 
 
-def runtime_files(extra_modules: Sequence[str] = ()) -> list[tuple[Source, str]]:
-    """Files of the runtime bundle: every runtime distribution's pure-Python modules + dist-info."""
+def runtime_files(extra_modules: Sequence[str] = (), extra_roots: Sequence[str] = ()) -> list[tuple[Source, str]]:
+    """Files of the runtime bundle: every runtime distribution's pure-Python modules + dist-info
+    (``extra_roots``: more distributions with their dependencies, e.g. ``kubernetes`` for workers
+    that make ``--sandbox=k8s`` pods)."""
     files: list[tuple[Source, str]] = []
-    for dist in runtime_distributions():
+    base = {dist.metadata["Name"] for dist in runtime_distributions()} if extra_roots else set()
+    for dist in runtime_distributions((*RUNTIME_ROOTS, *extra_roots)):
+        # The extra roots' own dependencies may be compiled only (pydantic-core, under the Kubernetes
+        # client): their native modules travel too, and load where the worker's Python matches ours.
+        native = bool(extra_roots) and dist.metadata["Name"] not in base
         for module in top_level_modules(dist):
-            files.extend(_module_files(module))
+            files.extend(_module_files(module, native))
         files.extend(_dist_info_files(dist))
     for module in extra_modules:
         files.extend(_module_files(module))
@@ -203,23 +209,26 @@ def _dist_info_files(dist: metadata.Distribution) -> list[tuple[Source, str]]:
     return files
 
 
-def _module_files(module: str) -> list[tuple[Source, str]]:
+def _module_files(module: str, native: bool = False) -> list[tuple[Source, str]]:
     spec = importlib.util.find_spec(module)
     if spec is None:
         return []
     if spec.submodule_search_locations:
         root = Path(list(spec.submodule_search_locations)[0])
-        return [(p, f"{module}/{p.relative_to(root).as_posix()}") for p in _walk(root, native=False)]
+        return [(p, f"{module}/{p.relative_to(root).as_posix()}") for p in _walk(root, native=native)]
     if spec.origin and spec.origin.endswith(".py"):
         return [(Path(spec.origin), f"{module}.py")]
+    if native and spec.origin and spec.origin.endswith(NATIVE_SUFFIXES):
+        return [(Path(spec.origin), Path(spec.origin).name)]
     return []  # a compiled module: left out (its package has a pure-Python fallback)
 
 
-def runtime_bundle(extra_modules: Sequence[str] = (), cache_dir: Path | None = None) -> Bundle:
+def runtime_bundle(extra_modules: Sequence[str] = (), cache_dir: Path | None = None,
+                   extra_roots: Sequence[str] = ()) -> Bundle:
     """The runtime bundle, with hash-checked bytecode for this Python (a VM with the same version
     skips compiling; others ignore it). Built once per installed set of files when ``cache_dir``
     is given (compiling takes a second or two), then read back."""
-    files = runtime_files(extra_modules)
+    files = runtime_files(extra_modules, extra_roots)
     key = _stat_key(files)
     cached = cache_dir / f"rt-{key}" if cache_dir is not None else None
     if cached is not None:

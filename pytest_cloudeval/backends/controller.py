@@ -105,6 +105,7 @@ class CloudRun:
         self.private = Path(tempfile.mkdtemp(prefix=f"cloudeval-{settings.run_id}-"))
         key_dir = self._pool_dir() if pool else self.private
         self.transport = transport_cls(self.private, key_dir, f"cloudeval-{pool or settings.run_id}")
+        self.transport.configure(backend.transport_options())
         self.aliases = slot_aliases(workers)
         self.python = self.layout.python(self.agent.pythonpath)
         self.cancel = threading.Event()
@@ -119,6 +120,10 @@ class CloudRun:
         self.teardown_seconds: float | None = None
         self.torn_down = False
         self._runtime_check = Once()
+        self._bundles: Future[list[Bundle]] | None = None
+        self._replace_lock = threading.Lock()
+        self.replacements: dict[str, Host | None] = {}
+        """Lost host name -> the host that replaced it (None: the provider made none)."""
 
     # -- configure-time wiring ----------------------------------------------------------------------
     def tx_specs(self) -> list[str]:
@@ -155,13 +160,14 @@ class CloudRun:
 
         try:
             bundles_future = builder.submit(self.build_bundles)
+            self._bundles = bundles_future
             result = self.backend.provision(self.plan, self.boot, self.say, self.cancel, on_up=on_up)
             for note in result.notes:
                 self.say(f"cloudeval {self.plan.cloud}: {note}")
             for name, why in result.failed:
-                self.notes.append(f"VM {name} did not come up: {why}")
-                self.say(f"cloudeval {self.plan.cloud}: VM {name} did not come up: {why}")
-            self.say(f"cloudeval {self.plan.cloud}: {len(result.vms)}/{len(self.plan.vms)} VM(s) running after "
+                self.notes.append(f"{self.plan.unit} {name} did not come up: {why}")
+                self.say(f"cloudeval {self.plan.cloud}: {self.plan.unit} {name} did not come up: {why}")
+            self.say(f"cloudeval {self.plan.cloud}: {len(result.vms)}/{len(self.plan.vms)} {self.plan.unit}(s) running after "
                      f"{time.monotonic() - t0:.1f} s")
             for vm in result.vms:
                 on_up(vm)  # a backend that does not call on_up itself
@@ -173,15 +179,15 @@ class CloudRun:
             builder.shutdown(wait=False, cancel_futures=True)
             readying.shutdown(wait=not self.cancel.is_set(), cancel_futures=True)
         if not ready:
-            raise BackendError(f"no VM became ready ({'; '.join(self.notes) or 'no reason given'})")
+            raise BackendError(f"no {self.plan.unit} became ready ({'; '.join(self.notes) or 'no reason given'})")
         count = self._assign(ready)
         self.ready_seconds = time.monotonic() - t0
         partial = ""
         if count < self.workers:
             partial = f" (partial capacity: {count} of the {self.workers} workers asked for)"
             self.notes.append(f"partial capacity: ran {count} of {self.workers} workers on {len(ready)} of "
-                              f"{len(self.plan.vms)} VMs")
-        self.say(f"cloudeval {self.plan.cloud}: {count} worker(s) on {len(ready)} VM(s) ready in "
+                              f"{len(self.plan.vms)} {self.plan.unit}s")
+        self.say(f"cloudeval {self.plan.cloud}: {count} worker(s) on {len(ready)} {self.plan.unit}(s) ready in "
                  f"{self.ready_seconds:.1f} s{partial}")
         return count
 
@@ -198,7 +204,9 @@ class CloudRun:
             exclude.append(Path(self.settings.secrets_file))
         files = project_files(Path(config.rootpath), paths, exclude=exclude, inifile=config.inipath,
                               extra=self.agent.extra, agent_paths=self.agent.in_root)
-        return [runtime_bundle(cache_dir=cache_dir() / "bundles"), make_bundle("src", files)]
+        # Workers that make --sandbox=k8s pods need the Kubernetes client (and its dependencies).
+        extra = ("kubernetes",) if self.settings.sandbox == "k8s" else ()
+        return [runtime_bundle(cache_dir=cache_dir() / "bundles", extra_roots=extra), make_bundle("src", files)]
 
     def _collect_ready(self, futures: dict[str, tuple[Host, Future[ShipReport]]]) -> list[Host]:
         ready: list[Host] = []
@@ -206,8 +214,8 @@ class CloudRun:
             try:
                 self.ship_reports[name] = future.result()
             except Exception as e:  # noqa: BLE001 - one VM's failure is partial capacity
-                self.notes.append(f"VM {name} is not usable: {e}")
-                self.say(f"cloudeval {self.plan.cloud}: VM {name} is not usable: {e}")
+                self.notes.append(f"{self.plan.unit} {name} is not usable: {e}")
+                self.say(f"cloudeval {self.plan.cloud}: {self.plan.unit} {name} is not usable: {e}")
                 self.backend.forget(vm)
                 continue
             ready.append(vm)
@@ -278,22 +286,55 @@ class CloudRun:
         with self._lock:
             if vm.name not in self.dead:
                 self.dead[vm.name] = time.strftime("%H:%M:%S")
-                self.notes.append(f"VM {vm.name} was lost mid-run (preempted or crashed)")
-                self.say(f"\ncloudeval {self.plan.cloud}: VM {vm.name} is gone (preempted or crashed)")
+                self.notes.append(f"{self.plan.unit} {vm.name} was lost mid-run (preempted or crashed)")
+                self.say(f"\ncloudeval {self.plan.cloud}: {self.plan.unit} {vm.name} is gone (preempted or crashed)")
                 threading.Thread(target=self.backend.forget, args=(vm,), daemon=True).start()
             load: dict[str, int] = {}
             for handle in self.slots.values():
                 load[handle.vm.name] = load.get(handle.vm.name, 0) + 1
             live = [name for name in self.vms if name not in self.dead]
-        target_name = least_loaded((n for n in live if self.is_alive(self.vms[n])), load)
-        if target_name is None:
-            return None
-        target = self.vms[target_name]
+        target = self._replacement(vm)
+        if target is None:
+            target_name = least_loaded((n for n in live if self.is_alive(self.vms[n])), load)
+            if target_name is None:
+                return None
+            target = self.vms[target_name]
         with self._lock:
             self.slots[alias] = WorkerHandle(alias=alias, vm=target, slot=self.slots[alias].slot)
             self.transport.point(alias, target)
         self.say(f"cloudeval {self.plan.cloud}: worker slot {alias} moves to {target.name}")
         return target
+
+    def _replacement(self, lost: Host) -> Host | None:
+        """A ready host in place of ``lost`` from the provider's ``replace`` (pods are cheap; VMs get
+        none by default), made once per lost host: its other slots follow to the same one. At most
+        one replacement per planned host per run, so hosts that die at once do not loop."""
+        with self._replace_lock:
+            if lost.name in self.replacements:
+                return self.replacements[lost.name]
+            made = sum(1 for host in self.replacements.values() if host is not None)
+            new: Host | None = None
+            if self.boot is not None and self._bundles is not None and not self.cancel.is_set() \
+                    and made < max(2, len(self.plan.vms)):
+                try:
+                    new = self.backend.replace(lost, self.boot, self.say)
+                except BackendError as e:
+                    self.say(f"cloudeval {self.plan.cloud}: no replacement for {lost.name}: {e}")
+                if new is not None:
+                    try:
+                        deadline = time.monotonic() + self.plan.ready_timeout_s
+                        self.ship_reports[new.name] = self._ready_one(new, self._bundles, deadline)
+                    except Exception as e:  # noqa: BLE001 - the slots then move to live hosts
+                        self.say(f"cloudeval {self.plan.cloud}: replacement {new.name} is not usable: {e}")
+                        self.notes.append(f"replacement {new.name} for {lost.name} was not usable: {e}")
+                        self.backend.forget(new)
+                        new = None
+            self.replacements[lost.name] = new
+            if new is not None:
+                with self._lock:
+                    self.vms[new.name] = new
+                self.notes.append(f"{self.plan.unit} {new.name} replaced the lost {lost.name}")
+            return new
 
     # -- after the run --------------------------------------------------------------------------------
     def cost_summary(self) -> dict[str, Any]:
@@ -314,15 +355,17 @@ class CloudRun:
             "vm_seconds_by_vm": {k: round(v, 1) for k, v in sorted(seconds.items())},
             "usd_per_vm_hour": self.plan.usd_per_vm_hour,
             "estimated_cost_usd": None if cost is None else round(cost, 6),
-            "price_source": PRICE_SOURCE,
+            "price_source": self.plan.price_source or PRICE_SOURCE,
+            "unit": self.plan.unit,
             "notes": list(self.notes),
         }
 
     def cost_line(self) -> str:
         data = self.cost_summary()
         kept = f"; pool {self.plan.pool!r} kept" if self.plan.pool else ""
-        return (f"cloud {self.plan.cloud}: {len(data['vm_seconds_by_vm'])} VM(s) {self.plan.machine_type}"
-                f"{' spot' if self.plan.spot else ''}, {data['vm_seconds']:.0f} VM-seconds so far, estimated "
+        unit = self.plan.unit
+        return (f"cloud {self.plan.cloud}: {len(data['vm_seconds_by_vm'])} {unit}(s) {self.plan.machine_type}"
+                f"{' spot' if self.plan.spot else ''}, {data['vm_seconds']:.0f} {unit}-seconds so far, estimated "
                 f"{format_usd(data['estimated_cost_usd'])}{kept}")
 
     def teardown(self) -> None:
@@ -335,9 +378,11 @@ class CloudRun:
         try:
             deleted = self.backend.teardown(self.say)
             self.teardown_seconds = time.monotonic() - t0
-            kept = f", kept {len(self.vms) - len(self.dead)} pool VM(s) {self.plan.pool!r}" if self.plan.pool else ""
+            unit = self.plan.unit
+            kept = (f", kept {len(self.vms) - len(self.dead)} pool {unit}(s) {self.plan.pool!r}"
+                    if self.plan.pool else "")
             if deleted or kept:
-                self.say(f"cloudeval {self.plan.cloud}: deleted {deleted} VM(s) in {self.teardown_seconds:.1f} s"
+                self.say(f"cloudeval {self.plan.cloud}: deleted {deleted} {unit}(s) in {self.teardown_seconds:.1f} s"
                          f"{kept}")
         except BackendError as e:
             self.say(f"cloudeval {self.plan.cloud}: TEARDOWN FAILED: {e}")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..options import Option, positive_int, resolve
 from .gce.config import GCE_OPTIONS
+from .gke.config import GKE_OPTIONS
 
 if TYPE_CHECKING:
     import pytest
@@ -31,7 +32,8 @@ def pool_name(text: str) -> str:
 
 
 CLOUD_OPTIONS: tuple[Option, ...] = (
-    Option("--cloud", "cloudeval_cloud", "run the xdist workers (-n N) on VMs of this cloud: gce",
+    Option("--cloud", "cloudeval_cloud", "run the xdist workers (-n N) on VMs of this cloud (gce) or as "
+           "pods of a Kubernetes cluster (gke: the current kubeconfig context)",
            env="CLOUDEVAL_CLOUD", ini="cloudeval_cloud", metavar="NAME"),
     Option("--workers-per-vm", "cloudeval_workers_per_vm", "xdist workers packed on one VM (ceil(N/K) VMs "
            "for -n N)", type=positive_int, default=1, env="CLOUDEVAL_WORKERS_PER_VM",
@@ -43,9 +45,12 @@ CLOUD_OPTIONS: tuple[Option, ...] = (
            "in --cloud, then exit", action="store_true"),
     Option("--cloud-dry-run", "cloudeval_cloud_dry_run", "print the VM plan and its estimated cost, "
            "provision nothing, run nothing", action="store_true"),
+    Option("--cloud-check", "cloudeval_cloud_check", "print the plan, then ask the cloud whether this run "
+           "could be made (credentials, namespace, every permission it needs), name what is missing, "
+           "create nothing, exit", action="store_true"),
 )
 
-BACKEND_OPTIONS: tuple[Option, ...] = CLOUD_OPTIONS + GCE_OPTIONS
+BACKEND_OPTIONS: tuple[Option, ...] = CLOUD_OPTIONS + GCE_OPTIONS + GKE_OPTIONS
 """Every option of the cloud workers (controller-only: stripped from the workers' argv)."""
 
 
@@ -58,6 +63,7 @@ class CloudSettings:
     keep_workers: str | None = None
     status: bool = False
     dry_run: bool = False
+    check: bool = False
     workers: int = 0
     """xdist workers of the run (``-n N``), filled in when the run is planned."""
 
@@ -67,7 +73,7 @@ class CloudSettings:
         values = {o.dest: resolve(config, o, env) for o in CLOUD_OPTIONS}
         return cls(cloud=values["cloudeval_cloud"], workers_per_vm=values["cloudeval_workers_per_vm"],
                    keep_workers=values["cloudeval_keep_workers"], status=bool(values["cloudeval_cloud_status"]),
-                   dry_run=bool(values["cloudeval_cloud_dry_run"]))
+                   dry_run=bool(values["cloudeval_cloud_dry_run"]), check=bool(values["cloudeval_cloud_check"]))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> CloudSettings:

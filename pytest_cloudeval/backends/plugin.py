@@ -79,10 +79,11 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if hasattr(config, "workerinput") or config.getoption("cloudeval_cleanup", default=False):
         return None
     opts = CloudSettings.from_config(config, dict(os.environ))
-    if not (opts.status or opts.dry_run):
+    if not (opts.status or opts.dry_run or opts.check):
         return None
     if not opts.cloud:
-        raise pytest.UsageError("--cloud-status and --cloud-dry-run need --cloud NAME (e.g. --cloud=gce)")
+        raise pytest.UsageError("--cloud-status, --cloud-dry-run and --cloud-check need --cloud NAME "
+                                "(e.g. --cloud=gce)")
     from ..settings import settings_from_config
 
     settings = settings_from_config(config)
@@ -93,7 +94,26 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     plan = backend.plan(settings.run_id, _workers(config), opts.workers_per_vm, opts.keep_workers)
     for line in backend.describe(plan):
         print(line)
+    if opts.check:
+        return _print_check(backend, opts.cloud)
     print(f"cloudeval {opts.cloud}: dry run, nothing was provisioned")
+    return 0
+
+
+def _print_check(backend: Provider, cloud: str) -> int:
+    """``--cloud-check``: the provider's checks (nothing is created); exit 1 when something is missing."""
+    try:
+        backend.preflight()
+        problems = backend.check()
+    except (BackendError, pytest.UsageError) as e:
+        print(f"cloudeval --cloud-check FAILED: {e}")
+        return 1
+    for line in problems:
+        print(f"cloudeval --cloud-check: {line}")
+    if problems:
+        print(f"cloudeval --cloud-check FAILED: {len(problems)} problem(s); nothing was created")
+        return 1
+    print(f"cloudeval --cloud-check: OK, checked {backend.check_summary()}; nothing was created")
     return 0
 
 
@@ -260,6 +280,7 @@ class CloudXdistHooks:
         if settings is not None:
             workerinput["cloudeval_settings"] = worker_settings(settings, run.layout, run.agent.remote_spec,
                                                                 run.plan.cloud)
+            run.backend.adjust_worker_settings(workerinput["cloudeval_settings"])
         workerinput["cloudeval_attempts"] = dict(self.attempts)
         if run.transport.popen_runs_elsewhere and getattr(node.gateway.spec, "popen", False):
             from ..xdist_internals import popen_runs_elsewhere
@@ -270,6 +291,9 @@ class CloudXdistHooks:
 
     # lost workers ---------------------------------------------------------------------------------------
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        from ..xdist_internals import restore_popen
+
+        restore_popen(node)
         if error is None or self.run.torn_down:
             return
         alias = self.run.slot_of(node.gateway.spec)

@@ -98,3 +98,19 @@ def format_usd(value: float | None) -> str:
     if value is None:
         return "unknown (machine type not in the price table)"
     return f"${value:.4f}" if value < 1 else f"${value:.2f}"
+
+
+# -- pods (--cloud=gke) ------------------------------------------------------------------------------
+POD_PRICE_SOURCE = "GKE Autopilot general-purpose pod list prices, us-central1, 2025 (estimate)"
+POD_RATES = FamilyRate(vcpu_hour=0.0445, gb_hour=0.0049225, spot_vcpu_hour=0.0133, spot_gb_hour=0.0014767)
+"""GKE Autopilot bills a pod's requests: per vCPU-hour and per GiB-hour of memory (on-demand and Spot).
+On GKE Standard the nodes are billed as GCE VMs instead; the pod figure then estimates the share of
+the nodes the pods ask for."""
+
+
+def pod_hourly_usd(vcpus: float, memory_gib: float, spot: bool = False) -> float:
+    """Estimated USD per hour of one pod requesting ``vcpus`` and ``memory_gib``."""
+    rate = POD_RATES
+    if spot:
+        return vcpus * rate.spot_vcpu_hour + memory_gib * rate.spot_gb_hour
+    return vcpus * rate.vcpu_hour + memory_gib * rate.gb_hour

@@ -36,6 +36,7 @@ class Transport(ABC):
     - The constructor does no I/O. ``private`` is a 0700 folder removed after the run (per-run
       files such as ssh_config); ``key_dir`` keeps credentials, and is the same folder for every
       run of a warm pool, so kept hosts stay reachable.
+    - ``configure(options)`` receives the provider's ``transport_options()`` (no I/O).
     - ``prepare()`` is called once before any host is made (make keys); it raises ``BackendError``.
     - ``access(user)`` is what every host must have installed at creation; the provider installs it
       (``BootConfig.access``). Empty when the transport needs nothing on the host.
@@ -59,6 +60,10 @@ class Transport(ABC):
         self.private = private
         self.key_dir = key_dir
         self.label = label
+
+    def configure(self, options: Mapping[str, str]) -> None:  # noqa: B027 - optional, no-op by default
+        """What the provider says about reaching its hosts (``Provider.transport_options()``: for
+        kubectl the kubeconfig, context and namespace). Called once, right after construction; no I/O."""
 
     def prepare(self) -> None:  # noqa: B027 - optional, no-op by default
         """Make what ``access`` needs (keys). Raises: BackendError."""

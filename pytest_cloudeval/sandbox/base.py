@@ -165,6 +165,10 @@ class Sandbox(ABC):
     capabilities: ClassVar[Capability] = Capability.PROCESS
     """What tasks may rely on (see :class:`Capability`); a task whose format needs more is skipped."""
 
+    prepares_ahead: ClassVar[bool] = False
+    """``prepare()`` does real work: a worker then calls it for its *next* attempt while the current
+    one runs (see ``prepare``); False (the default) and nothing is done ahead."""
+
     def __init__(self, spec: SandboxSpec) -> None:
         """Args: spec: the attempt's spec. Must not talk to any engine (``start`` does)."""
         self.spec = spec
@@ -179,6 +183,12 @@ class Sandbox(ABC):
         """
 
     @classmethod
+    def session_teardown(cls) -> None:
+        """Called once per process (controller and every worker) at the end of its session: wait,
+        bounded, for work this process left running in the background (e.g. removals of closed
+        sandboxes). Never raises; what is still left is for ``session_cleanup``."""
+
+    @classmethod
     def session_cleanup(cls, run_id: str | None) -> None:
         """Remove whatever sandboxes of ``run_id`` (all runs if None) were left behind, also by
         processes that died (``kill -9``). Called on the controller at the end of every run and by
@@ -188,10 +198,33 @@ class Sandbox(ABC):
             SandboxError: something could not be removed (named in the message).
         """
 
+    @classmethod
+    def cleanup_skipped(cls) -> str | None:
+        """Why ``session_cleanup`` would sweep nothing in this process (e.g. no cluster was named),
+        for ``pytest --cleanup`` to say so instead of "swept"; None (the default): it sweeps."""
+        return None
+
     # -- per attempt -------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Optional: do ahead of time the part of ``start()`` that depends on the spec alone (for a
+        container: find or build the image, create and run it), so that ``start()`` is quick.
+
+        Only called when ``prepares_ahead`` is True, at most once, before ``start()``, and possibly in
+        another thread than every later call (the caller waits for it to return before calling
+        anything else, ``close()`` included). It must not depend on any earlier attempt's outcome and
+        must not put a task's hidden material (tests, answers) into the sandbox: the spec carries none,
+        and formats copy that in at grading time as always. A prepared sandbox may never be used (the
+        worker gets another item, the run stops): it is then ``close()``d like any other.
+
+        Raises:
+            SandboxError: it cannot come up. The caller closes this sandbox and starts a fresh one
+                the normal way (whose ``start()`` reports the trouble, if it persists).
+        """
+
     @abstractmethod
     def start(self) -> None:
         """Bring the sandbox up (for a container: find, pull or build its image, then run it).
+        After a successful ``prepare()`` it only finishes what is left (possibly nothing).
 
         Raises:
             SandboxError: it cannot come up; the message names the image/task and what was tried.

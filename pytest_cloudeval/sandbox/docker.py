@@ -8,6 +8,7 @@ sweep at the end of the run and ``pytest --cleanup`` find whatever an interrupte
 
 from __future__ import annotations
 
+import datetime as _dt
 import io
 import posixpath
 import threading
@@ -26,6 +27,7 @@ from .base import Capability, CopyReport, ExecResult, Sandbox, SandboxOptions, S
 
 RUNNER_USER = "agent"
 """The non-root user of the runner image: agents and judges of tasks that bring no image run as it."""
+ROOT_NAMES = ("root", "0", "0:0")
 GO_MODE_DIR = 1 << 31
 GO_MODE_SYMLINK = 1 << 27
 
@@ -77,6 +79,8 @@ class DockerSandbox(Sandbox):
 
     name = "docker"
     capabilities = Capability.PROCESS | Capability.CONTAINER
+    prepares_ahead = True
+    """``prepare()`` runs the container (image, create, start, owner lookup) before the attempt."""
     redacts_copies = True
     """``copy_out_report`` takes a ``redactor`` and redacts while copying (see tasks/harbor_exec.py)."""
 
@@ -98,12 +102,28 @@ class DockerSandbox(Sandbox):
         self._closed = False
         self._baseline: str = ""
         """Start time (ticks) before which processes are the image's own (entrypoint services)."""
+        self._up = False
+        self.created_at: str | None = None
+        """When the container was created (UTC, ISO 8601), for sandbox.json."""
+        self.prepared = False
+        """The container was brought up by ``prepare()`` (ahead of the attempt)."""
+        self.default_user_is_root = False
+        """Commands run as root unless a ``user`` is given (known once started): ``user="0"`` is no
+        other user, so a format may fold a root step into one command (see tasks/harbor_exec.py)."""
 
     # -- session-wide -----------------------------------------------------------------------
     @classmethod
     def session_setup(cls, options: SandboxOptions) -> None:
         api = engine.client()
         engine.with_retries("ping", api.ping)
+
+    @classmethod
+    def session_teardown(cls) -> None:
+        """Wait (bounded) for the removals of closed containers still running in the background."""
+        try:
+            wait_for_removals()
+        except Exception:  # noqa: BLE001 - the label sweep removes what is left
+            pass
 
     @classmethod
     def session_cleanup(cls, run_id: str | None) -> None:
@@ -113,7 +133,20 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"could not remove {len(failures)} container(s): {'; '.join(failures[:3])}")
 
     # -- lifecycle --------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Everything ``start()`` does, ahead of the attempt: only the spec is needed; no file of the
+        task goes in (the formats copy those in at their usual moment)."""
+        self._bring_up()
+        self.prepared = True
+
     def start(self) -> None:
+        if not self._up:
+            self._bring_up()
+
+    def _bring_up(self) -> None:
+        if self._closed:
+            raise SandboxError("sandbox started after close()")
+        self._up = True  # also when it fails: close() removes whatever got created, never a second try
         api = engine.client()
         if self.image is None:
             self.image = images.resolve(self.spec.environment, self.spec.task.task_id,
@@ -134,6 +167,7 @@ class DockerSandbox(Sandbox):
         host_config = self._host_config(api)
         create = dict(image=self.image, command=["sleep", "infinity"], name=self.spec.name, labels=labels,
                       working_dir=self._wanted_workdir or None, host_config=host_config)
+        self.created_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
         try:
             self.container_id = self._create(api, create)
         except SandboxError as e:
@@ -146,7 +180,10 @@ class DockerSandbox(Sandbox):
             else:
                 raise
         engine.with_retries("start container", lambda: api.start(self.container_id))
+        asked = self.user
         self._resolve_owner(api)
+        self.default_user_is_root = self.user is None and (
+            asked in ROOT_NAMES or str(config.get("User") or "") in ("", *ROOT_NAMES))
         if config.get("Entrypoint"):
             # Services the image's entrypoint started are the task's, not the agent's: stop_processes
             # keeps whatever runs before this point.
@@ -204,8 +241,8 @@ class DockerSandbox(Sandbox):
     def _resolve_owner(self, api: Any) -> None:
         """Learn the uid/gid that files put into the container get, so the sandbox user owns them."""
         user = self.user
-        if not user or user in ("root", "0", "0:0"):
-            self.user = None if user in ("root", "0", "0:0") else user
+        if not user or user in ROOT_NAMES:
+            self.user = None if user in ROOT_NAMES else user
             return
         key = (str(self.image), user)
         numeric = user.split(":")
@@ -244,6 +281,7 @@ class DockerSandbox(Sandbox):
         """Name, image, user and the limits as applied, for the task's result folder."""
         return {"sandbox": "docker", "container": self.spec.name, "id": self.container_id, "image": self.image,
                 "user": self.user or "(image default)", "workdir": self._workdir, "limits": dict(self.limits),
+                "created_at": self.created_at, "prepared_ahead": self.prepared,
                 "copy_caps": {"max_files": self.spec.options.copy_max_files,
                               "max_bytes": self.spec.options.copy_max_bytes}}
 
@@ -290,7 +328,7 @@ class DockerSandbox(Sandbox):
         options: dict[str, Any] = dict(timeout=timeout, env=full_env, user=user or self.user, cap_head=half,
                                        cap_tail=half, workdir=self._abs(cwd) if cwd else self._workdir)
         pending = self._pending
-        if (pending is not None and stdin is None and (user or self.user) == self.user
+        if (pending is not None and stdin is None and self._same_user(user)
                 and options["workdir"] in self._known_dirs  # it must exist before the files arrive
                 and _untar_works.get(str(self.image), True) and pending.size() <= UNTAR_MAX_BYTES):
             # The files written since the last command travel with this one (one engine call less).
@@ -310,6 +348,11 @@ class DockerSandbox(Sandbox):
                 return result
         self.flush()
         return engine.run_exec(engine.client(), self.ref, argv, stdin=stdin, **options)
+
+    def _same_user(self, user: str | None) -> bool:
+        """``user`` is the sandbox's own user (pending files unpacked by it get the same owner)."""
+        return (user is None or user == self.user
+                or (self.default_user_is_root and user in ROOT_NAMES))
 
     # -- files ------------------------------------------------------------------------------
     def _abs(self, path: str) -> str:

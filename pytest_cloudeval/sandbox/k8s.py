@@ -30,7 +30,26 @@ from .k8s_images import image_for_pod
 RUNNER_USER = "agent"
 DEADLINE_MARGIN_S = 1800
 """activeDeadlineSeconds = twice the task's time plus this: only forgotten pods ever reach it."""
-POLL_S = 0.1
+POLL_S = 1.0
+"""Pod start: polls confirm what the watch says, or replace it where watches do not work."""
+WATCH_S = 10.0
+_learned: dict[tuple[str, str, str], list[str]] = {}
+"""(pod image, user, workdir asked) -> what ``_learn_user_and_workdir`` read in a pod of that image
+(its working folder, the user's uid and gid), as the Docker sandbox caches its owner lookups."""
+
+
+def image_without_engine(spec: SandboxSpec) -> str:
+    """The task's image where no Docker engine is (a ``--cloud=gke`` worker pod): as the task names it,
+    or the default image; a task that must be built from its ``environment/`` is a clear error."""
+    env = spec.environment
+    if env.image:
+        return str(env.image)
+    context = env.build_context
+    if context is not None and (context / env.dockerfile).is_file():
+        raise SandboxError(f"task {spec.task.task_id} builds its image from {env.dockerfile} in environment/, "
+                           f"and a --cloud=gke worker pod has no Docker engine to build it: give the task a "
+                           f"prebuilt docker_image the cluster can pull")
+    return spec.options.default_image
 
 
 class K8sSandbox(Sandbox):
@@ -40,13 +59,17 @@ class K8sSandbox(Sandbox):
     def __init__(self, spec: SandboxSpec) -> None:
         super().__init__(spec)
         self.cfg = config_of()
+        env = spec.environment
+        self._own_image = bool(spec.image or env.image or env.build_context)
+        """The task brings its image (run as its user, root by default) or takes the runner image."""
         self.image: str | None = spec.image
-        self.user: str | None = spec.user
+        self.user: str | None = spec.user or env.agent_user
+        self._wanted_workdir = spec.workdir or env.workdir
         self.owner = archive.Owner()
         self.pod: str | None = None
         self.namespace = ""
         self.pod_image = self.image
-        self._workdir = spec.workdir or "/"
+        self._workdir = self._wanted_workdir or "/"
         self._closed = False
         self._pending: archive.PendingArchive | None = None
         self.limits: dict[str, Any] = {}
@@ -56,25 +79,33 @@ class K8sSandbox(Sandbox):
     def session_setup(cls, options: SandboxOptions) -> None:
         cfg = config_of()
         namespace = k8s_api.namespace_of(cfg)
-        api = k8s_api.core(cfg)
+        api = k8s_api.rest(cfg)
         k8s_api.call(f"read namespace {namespace}", lambda: api.read_namespace(namespace))
 
     @classmethod
+    def cleanup_skipped(cls) -> str | None:
+        if _STASH.get("k8s"):
+            return None
+        return "no cluster named (a cluster is swept only with --sandbox=k8s [--kubeconfig F] [--k8s-context C])"
+
+    @classmethod
     def session_cleanup(cls, run_id: str | None) -> None:
-        if not _STASH.get("k8s"):
+        if cls.cleanup_skipped():
             return  # this process never used a cluster, and --cleanup names one with --sandbox=k8s
         _removed, problems = k8s_api.sweep(config_of(), run_id)
         if problems:
             raise SandboxError(f"could not delete {len(problems)} Kubernetes object(s): {'; '.join(problems[:3])}")
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def _factory(self) -> Any:
-        return k8s_api.api_client(self.cfg)
+    def _rest(self) -> Any:
+        return k8s_api.rest(self.cfg)
 
     def start(self) -> None:
         cfg, spec = self.cfg, self.spec
         self.namespace = k8s_api.namespace_of(cfg)
-        if self.image is None:
+        if self.image is None and not cfg.local_engine:
+            self.image = image_without_engine(spec)
+        elif self.image is None:
             # The task's image, pulled or built by the local engine (then pushed to --image-registry).
             from . import docker_images
 
@@ -97,55 +128,82 @@ class K8sSandbox(Sandbox):
             name=k8s_api.pod_name(spec.name), image=self.pod_image, labels=labels,
             annotations={"cloudeval/task-id": spec.task.task_id[:1000], "cloudeval/run-id": spec.run_id},
             cpus=spec.cpus, memory_mb=spec.memory_mb, gpus=int(spec.task.limits.gpus or 0),
-            workdir=spec.workdir, deadline_s=int(2 * timeout + DEADLINE_MARGIN_S), cfg=cfg)
-        api = k8s_api.core(cfg)
+            workdir=self._wanted_workdir, deadline_s=int(2 * timeout + DEADLINE_MARGIN_S), cfg=cfg)
+        api = k8s_api.rest(cfg)
         created = k8s_api.call(f"create pod {body['metadata']['name']}",
-                               lambda: api.create_namespaced_pod(self.namespace, body))
-        self.pod = created.metadata.name
-        self._wait_running(api)
+                               lambda: api.create_pod(self.namespace, body))
+        self.pod = str(created["metadata"]["name"])
+        self._wait_running(api, created)
         self._learn_user_and_workdir()
 
-    def _wait_running(self, api: Any) -> None:
+    def _wait_running(self, api: Any, created: Mapping[str, Any]) -> None:
+        """Until the pod runs: a watch of the pod wakes this at each change (a poll every second
+        confirms, and takes over where watches are refused or cut)."""
         deadline = time.monotonic() + self.cfg.start_timeout_s
-        delay = 0.05
+        version = str((created.get("metadata") or {}).get("resourceVersion") or "")
+        watching = bool(version)
         while True:
-            pod = k8s_api.call(f"read pod {self.pod}", lambda: api.read_namespaced_pod(self.pod, self.namespace))
-            phase = pod.status.phase
+            pod = k8s_api.call(f"read pod {self.pod}", lambda: api.read_pod(self.namespace, str(self.pod)))
+            phase = (pod.get("status") or {}).get("phase")
             if phase == "Running":
                 return
-            if phase in ("Failed", "Succeeded") or time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if phase in ("Failed", "Succeeded") or left <= 0:
                 events = k8s_api.pod_events(self.cfg, self.namespace, str(self.pod))
                 why = k8s_api.explain_pending(pod)
                 when = "ended before it ran" if phase in ("Failed", "Succeeded") else \
                     f"did not start within --k8s-start-timeout {self.cfg.start_timeout_s:g}s"
                 raise SandboxError(f"pod {self.pod} (image {self.pod_image}) {when}: {why}"
                                    + (f"; events: {' | '.join(events[-6:])}" if events else ""))
-            time.sleep(delay)
-            # Quick polls while a pod usually starts, then gentler ones for slow pulls and scale-ups.
-            delay = 0.1 if time.monotonic() < deadline - self.cfg.start_timeout_s + 10 else 1.0
+            version = str((pod.get("metadata") or {}).get("resourceVersion") or version)
+            if not (watching and version and self._watch_until_started(api, version, min(left, WATCH_S))):
+                watching = False
+                time.sleep(min(left, POLL_S))
+
+    def _watch_until_started(self, api: Any, version: str, seconds: float) -> bool:
+        """Follow the pod's changes after ``version`` until it runs or ends, or the window passes (True:
+        read it and watch again); False when watching does not work here (refused, cut, or ended at
+        once without news): then polls."""
+        started = time.monotonic()
+        seen = 0
+        try:
+            for pod in api.watch_pod(self.namespace, str(self.pod), version, max(1, int(seconds))):
+                seen += 1
+                if (pod.get("status") or {}).get("phase") in ("Running", "Failed", "Succeeded") or \
+                        (pod.get("metadata") or {}).get("deletionTimestamp"):
+                    return True  # running, ended or going: the read that follows says which
+        except Exception:  # noqa: BLE001 - refused (RBAC, proxies), cut, or not JSON: polls do
+            return False
+        return seen > 0 or time.monotonic() - started >= seconds / 2
 
     def _learn_user_and_workdir(self) -> None:
-        if self.user is None and self.spec.image is None:
+        if self.user is None and not self._own_image:
             self.user = RUNNER_USER
-        if self.user is None and self.spec.workdir:
+        if self.user is None and self._wanted_workdir:
             return  # the image's own user and a known folder: nothing to ask the pod
-        script = ('pwd; u="$1"; [ -n "$u" ] && id -u "${u%%:*}" 2>/dev/null && id -g "${u%%:*}" 2>/dev/null; true')
-        result = self._exec_raw(["sh", "-c", script, "sh", self.user or ""], timeout=60, env={}, cwd=None,
-                                user=None, stdin=None)
-        lines = result.stdout.split()
-        if not self.spec.workdir and lines:
+        key = (str(self.pod_image), self.user or "", self._wanted_workdir or "")
+        lines = _learned.get(key)
+        if lines is None:
+            # The image's working folder and the user's uid/gid: asked once per image and user per process.
+            script = 'pwd; u="$1"; [ -n "$u" ] && id -u "${u%%:*}" 2>/dev/null && id -g "${u%%:*}" 2>/dev/null; true'
+            result = self._exec_raw(["sh", "-c", script, "sh", self.user or ""], timeout=60, env={}, cwd=None,
+                                    user=None, stdin=None)
+            lines = result.stdout.split()
+            if result.ok and lines:
+                _learned[key] = lines
+        if not self._wanted_workdir and lines:
             self._workdir = lines[0]
         if self.user and self.user not in ("root", "0", "0:0"):
             if len(lines) >= 3 and lines[1].isdigit() and lines[2].isdigit():
                 self.owner = archive.Owner(int(lines[1]), int(lines[2]))
-            elif self.spec.user is None and self.spec.image is None:
+            elif self.spec.user is None and not self._own_image:
                 self.user = None  # a custom --sandbox-image without the runner's user: its default
             else:
                 raise SandboxError(f"user {self.user!r} does not exist in image {self.image}")
         elif self.user in ("root", "0", "0:0"):
             self.user = None
-        if self.user and self.spec.workdir:
-            self.make_dirs([self.spec.workdir])
+        if self.user and self._wanted_workdir:
+            self.make_dirs([self._wanted_workdir])
 
     @property
     def workdir(self) -> str:
@@ -163,8 +221,7 @@ class K8sSandbox(Sandbox):
         if self.pod is None:
             return
         try:
-            api = k8s_api.core(self.cfg)
-            api.delete_namespaced_pod(self.pod, self.namespace, grace_period_seconds=0)
+            k8s_api.rest(self.cfg).delete_pod(self.namespace, self.pod, grace_period_seconds=0)
         except Exception:  # noqa: BLE001 - the end-of-run sweep deletes it then
             pass
 
@@ -182,7 +239,7 @@ class K8sSandbox(Sandbox):
         half = max(1024, self.spec.options.output_cap_bytes // 2)
         self._ref()
         files = self._take_files()
-        return k8s_exec.run(self._factory, self.namespace, self._ref(), argv, timeout=timeout, env=env, cwd=cwd,
+        return k8s_exec.run(self._rest, self.namespace, self._ref(), argv, timeout=timeout, env=env, cwd=cwd,
                             user=user, stdin=stdin, out=out if out is not None else CappedBuffer(half, half),
                             err=CappedBuffer(half, half), files=files)
 

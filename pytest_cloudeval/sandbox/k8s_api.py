@@ -1,21 +1,24 @@
 """Talking to the cluster: clients from a kubeconfig, the task pod's manifest, start-up waits that
 explain themselves with the pod's events, the run's deny-all NetworkPolicy, and label sweeps.
 
-The ``kubernetes`` SDK is imported lazily (the ``k8s`` extra). One ``Configuration`` per process;
-each exec stream gets an ``ApiClient`` of its own because ``kubernetes.stream.stream()`` patches the
-client it is given and is not thread-safe.
+The ``kubernetes`` SDK is imported lazily (the ``k8s`` extra). One ``Configuration`` per process and
+one ``ApiClient`` (``k8s_rest.Rest``: JSON in and out, no generated API classes) per process for
+plain requests; exec streams open websockets of their own (``k8s_exec``), patching no shared client.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..errors import SandboxError
 from .k8s_config import K8sConfig
+from .k8s_rest import Rest
 
 LABEL = "cloudeval"
 RUN_LABEL = "cloudeval.run"
@@ -26,6 +29,7 @@ KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 Given as ``args`` (the image's ENTRYPOINT, e.g. a boot script that execs "$@", still runs), the way the
 Docker sandbox overrides only the image's CMD."""
 
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _lock = threading.Lock()
 _configs: dict[tuple[str | None, str | None], tuple[Any, str]] = {}
 
@@ -40,6 +44,15 @@ def configuration(cfg: K8sConfig) -> tuple[Any, str]:
     from kubernetes import client, config
 
     conf = client.Configuration()
+    if in_cluster(cfg):
+        try:
+            config.load_incluster_config(client_configuration=conf)
+            namespace = Path(SERVICE_ACCOUNT_DIR, "namespace").read_text(encoding="utf-8").strip() or "default"
+        except Exception as e:  # noqa: BLE001 - ConfigException, unreadable token
+            raise SandboxError(f"cannot use the pod's in-cluster Kubernetes access: {e}") from e
+        with _lock:
+            _configs[key] = (conf, namespace)
+        return conf, namespace
     try:
         config.load_kube_config(config_file=cfg.kubeconfig, context=cfg.context, client_configuration=conf)
         _contexts, active = config.list_kube_config_contexts(config_file=cfg.kubeconfig)
@@ -55,22 +68,34 @@ def configuration(cfg: K8sConfig) -> tuple[Any, str]:
     return conf, namespace
 
 
+def in_cluster(cfg: K8sConfig) -> bool:
+    """Whether to use the pod's own access (as ``kubectl`` and the client do): no kubeconfig named, none
+    at $KUBECONFIG or ~/.kube/config, and the ServiceAccount token and ``KUBERNETES_SERVICE_HOST``
+    present (a ``--cloud=gke`` worker pod running ``--sandbox=k8s``)."""
+    if cfg.kubeconfig or cfg.context or os.environ.get("KUBECONFIG") or Path("~/.kube/config").expanduser().exists():
+        return False
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and Path(SERVICE_ACCOUNT_DIR, "token").is_file()
+
+
 def api_client(cfg: K8sConfig) -> Any:
     from kubernetes import client
 
     return client.ApiClient(configuration(cfg)[0])
 
 
-def core(cfg: K8sConfig) -> Any:
-    from kubernetes import client
-
-    return client.CoreV1Api(api_client(cfg))
+_rests: dict[tuple[str | None, str | None], Rest] = {}
 
 
-def networking(cfg: K8sConfig) -> Any:
-    from kubernetes import client
-
-    return client.NetworkingV1Api(api_client(cfg))
+def rest(cfg: K8sConfig) -> Rest:
+    """The process's REST client for the kubeconfig/context (one pooled ``ApiClient``, shared by threads)."""
+    key = (cfg.kubeconfig, cfg.context)
+    with _lock:
+        found = _rests.get(key)
+    if found is None:
+        made = Rest(api_client(cfg))
+        with _lock:
+            found = _rests.setdefault(key, made)
+    return found
 
 
 def namespace_of(cfg: K8sConfig) -> str:
@@ -188,10 +213,10 @@ def ensure_deny_all(cfg: K8sConfig, namespace: str, run_id: str) -> None:
         if key in _policies:
             return
         body = deny_all_policy(run_id)
-        api = networking(cfg)
+        api = rest(cfg)
         try:
             call("create the deny-all NetworkPolicy",
-                 lambda: api.create_namespaced_network_policy(namespace, body), passthrough_404=True)
+                 lambda: api.create_network_policy(namespace, body), passthrough_404=True)
         except SandboxError as e:
             cause = e.__cause__
             if not (isinstance(cause, ApiException) and cause.status == 409):
@@ -200,52 +225,52 @@ def ensure_deny_all(cfg: K8sConfig, namespace: str, run_id: str) -> None:
 
 
 def pod_events(cfg: K8sConfig, namespace: str, name: str) -> list[str]:
-    api = core(cfg)
     try:
-        events = api.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+        events = rest(cfg).list_events(namespace, f"involvedObject.name={name}")
     except Exception:  # noqa: BLE001 - best effort, for an error message
         return []
-    items = sorted(events.items, key=lambda e: str(e.last_timestamp or e.first_timestamp or ""))
-    return [f"{e.type} {e.reason}: {e.message}" for e in items]
+    events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("firstTimestamp") or ""))
+    return [f"{e.get('type')} {e.get('reason')}: {e.get('message')}" for e in events]
 
 
-def explain_pending(pod: Any) -> str:
+def explain_pending(pod: Mapping[str, Any]) -> str:
     """What keeps a pod from running, from its status (waiting reasons, scheduling conditions)."""
-    status = pod.status
+    status = pod.get("status") or {}
     parts = []
-    for cond in status.conditions or []:
-        if cond.type == "PodScheduled" and cond.status == "False":
-            parts.append(f"unschedulable: {cond.message or cond.reason}")
-    for cs in status.container_statuses or []:
-        waiting = cs.state.waiting if cs.state else None
-        if waiting and waiting.reason not in (None, "ContainerCreating"):
-            parts.append(f"{waiting.reason}: {waiting.message or ''}".strip())
-    if status.reason:
-        parts.append(f"{status.reason}: {status.message or ''}")
-    return "; ".join(parts) or f"phase {status.phase}"
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            parts.append(f"unschedulable: {cond.get('message') or cond.get('reason')}")
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason") not in (None, "ContainerCreating"):
+            parts.append(f"{waiting.get('reason')}: {waiting.get('message') or ''}".strip())
+    if status.get("reason"):
+        parts.append(f"{status['reason']}: {status.get('message') or ''}")
+    return "; ".join(parts) or f"phase {status.get('phase')}"
 
 
 def sweep(cfg: K8sConfig, run_id: str | None) -> tuple[int, list[str]]:
     """Delete (grace 0) the pods and policies labelled for ``run_id`` (every cloudeval one if None)."""
     namespace = namespace_of(cfg)
     selector = f"{LABEL}=true" + (f",{RUN_LABEL}={label_value(run_id)}" if run_id else "")
-    api, net = core(cfg), networking(cfg)
+    api = rest(cfg)
     problems: list[str] = []
-    pods = call("list pods", lambda: api.list_namespaced_pod(namespace, label_selector=selector)).items
+    pods = call("list pods", lambda: api.list_pods(namespace, selector))
     for pod in pods:
+        name = pod["metadata"]["name"]
         try:
-            api.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
+            api.delete_pod(namespace, name, grace_period_seconds=0)
         except Exception as e:  # noqa: BLE001
             if getattr(e, "status", None) != 404:
-                problems.append(f"pod {pod.metadata.name}: {describe_error(e)}")
-    policies = call("list NetworkPolicies",
-                    lambda: net.list_namespaced_network_policy(namespace, label_selector=selector)).items
+                problems.append(f"pod {name}: {describe_error(e)}")
+    policies = call("list NetworkPolicies", lambda: api.list_network_policies(namespace, selector))
     for policy in policies:
+        name = policy["metadata"]["name"]
         try:
-            net.delete_namespaced_network_policy(policy.metadata.name, namespace)
+            api.delete_network_policy(namespace, name)
         except Exception as e:  # noqa: BLE001
             if getattr(e, "status", None) != 404:
-                problems.append(f"NetworkPolicy {policy.metadata.name}: {describe_error(e)}")
+                problems.append(f"NetworkPolicy {name}: {describe_error(e)}")
     with _policy_lock:
         _policies.difference_update({k for k in _policies if run_id is None or k[1] == run_id})
     return len(pods) + len(policies) - len(problems), problems

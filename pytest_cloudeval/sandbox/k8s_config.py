@@ -2,13 +2,14 @@
 
 A subsystem plugin of its own: it adds its option table, resolves it once on the controller into
 the ``Settings.k8s`` section, which workers receive with the rest of the settings (the sandbox reads
-it from there). No Kubernetes SDK is imported here.
+it from there). No Kubernetes SDK is imported by this module; a k8s session warms it in a thread.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Generator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -87,6 +88,9 @@ class K8sConfig:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, Any], ...] = ()
     runtime_class: str | None = None
+    local_engine: bool = True
+    """Whether task images may be resolved (inspected, pulled, built, pushed) with a local Docker
+    engine; False in ``--cloud=gke`` worker pods, which have none: images are then used as named."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> K8sConfig:
@@ -155,3 +159,15 @@ def pytest_cloudeval_configure(session: Any) -> None:
         settings = settings.replace(k8s=resolve_config(session.config))
         session.settings = settings
     use(settings.k8s)  # what this process's sandboxes (and the end-of-run sweep) read
+    # The SDK's import and the kubeconfig's loading (~1.5 s of CPU) overlap the collection and the
+    # first attempt's image work instead of preceding the first pod (or the controller's final sweep).
+    threading.Thread(target=_warm, args=(config_of(settings),), name="cloudeval-k8s-warm", daemon=True).start()
+
+
+def _warm(cfg: K8sConfig) -> None:
+    try:
+        from . import k8s_api
+
+        k8s_api.rest(cfg)
+    except Exception:  # noqa: BLE001 - the first real call reports what is wrong
+        pass

@@ -162,14 +162,16 @@ class Sink:
         self.data += data
 
 
-def open_stream(api_client_factory: Any, namespace: str, pod: str, command: Sequence[str], stdin: bool) -> Any:
-    """A fresh exec websocket: one ApiClient per stream (``stream()`` patches the client it is given)."""
-    from kubernetes import client as k8s_client
-    from kubernetes.stream import stream
+def open_stream(rest_of: Any, namespace: str, pod: str, command: Sequence[str], stdin: bool) -> Any:
+    """A fresh exec websocket of its own (the ``kubernetes`` package's ``WSClient``, the kubeconfig's
+    credentials and TLS); ``rest_of()`` is the process's ``k8s_rest.Rest``, which the stream only reads
+    (``kubernetes.stream.stream()`` is not used: it patches the ``ApiClient`` it is given)."""
+    from kubernetes.stream.ws_client import websocket_call
 
-    api = k8s_client.CoreV1Api(api_client_factory())
-    return stream(api.connect_get_namespaced_pod_exec, pod, namespace, command=list(command), stdin=stdin,
-                  stdout=True, stderr=True, tty=False, _preload_content=False, binary=True)
+    rest = rest_of()
+    url, headers = rest.exec_url(namespace, pod, command, stdin=stdin)
+    return websocket_call(rest.client.configuration, "GET", url, headers=headers, _preload_content=False,
+                          binary=True, capture_all=False)
 
 
 def exit_status(raw: Any) -> int | None:
@@ -192,7 +194,7 @@ def exit_status(raw: Any) -> int | None:
     raise SandboxLost(f"exec failed: {doc.get('message') or doc}")
 
 
-def run(factory: Any, namespace: str, pod: str, argv: Sequence[str], *, timeout: float | None,
+def run(rest_of: Any, namespace: str, pod: str, argv: Sequence[str], *, timeout: float | None,
         env: Mapping[str, str], cwd: str | None, user: str | None, stdin: bytes | None,
         out: CappedBuffer | Sink, err: CappedBuffer, files: Files | None = None) -> ExecResult:
     """Run ``argv`` through the launcher; see the module docstring."""
@@ -200,7 +202,7 @@ def run(factory: Any, namespace: str, pod: str, argv: Sequence[str], *, timeout:
     deadline = None if timeout is None else started + max(0.0, timeout)
     errors = _Stderr(err)
     try:
-        resp = open_stream(factory, namespace, pod, ["sh", "-c", LAUNCHER], True)
+        resp = open_stream(rest_of, namespace, pod, ["sh", "-c", LAUNCHER], True)
     except Exception as e:  # noqa: BLE001 - ApiException (pod gone, not running), connection refused...
         raise _lost_or_error(e, pod) from e
     payload = request(argv, env, cwd, user, stdin, files)
@@ -237,7 +239,7 @@ def run(factory: Any, namespace: str, pod: str, argv: Sequence[str], *, timeout:
             if not resp.is_open():
                 break
         if timed_out and errors.pid is not None:
-            kill_group(factory, namespace, pod, errors.pid)
+            kill_group(rest_of, namespace, pod, errors.pid)
     finally:
         try:
             resp.close()
@@ -251,7 +253,7 @@ def run(factory: Any, namespace: str, pod: str, argv: Sequence[str], *, timeout:
         exit_code = exit_status(status_raw)
         if exit_code is None:
             if errors.pid is not None:
-                kill_group(factory, namespace, pod, errors.pid)
+                kill_group(rest_of, namespace, pod, errors.pid)
             why = f": {failure[0]}" if failure else ""
             raise SandboxLost(f"the exec stream into pod {pod} ended without an exit status{why}")
     if files is not None and exit_code == 125 and FILES_FAILED in err.text():
@@ -261,11 +263,11 @@ def run(factory: Any, namespace: str, pod: str, argv: Sequence[str], *, timeout:
                       output_truncated=bool(getattr(out, "truncated", False)) or err.truncated)
 
 
-def kill_group(factory: Any, namespace: str, pod: str, pid: int) -> None:
+def kill_group(rest_of: Any, namespace: str, pod: str, pid: int) -> None:
     """SIGKILL the launcher's process group inside the pod (a second, short exec); best effort."""
     script = f"kill -9 -{int(pid)} 2>/dev/null || kill -9 {int(pid)} 2>/dev/null; true"
     try:
-        resp = open_stream(factory, namespace, pod, ["sh", "-c", script], False)
+        resp = open_stream(rest_of, namespace, pod, ["sh", "-c", script], False)
         resp.run_forever(timeout=10)
         resp.close()
     except Exception:  # noqa: BLE001 - the pod may be gone, which ends the group too

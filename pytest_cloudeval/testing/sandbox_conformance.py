@@ -263,6 +263,42 @@ class SandboxConformance:
         with pytest.raises(TimeoutError):
             handle.run("true")
 
+    # -- prepared ahead (``prepares_ahead``) --------------------------------------------------
+    def test_prepare_in_another_thread_then_start(self, tmp_path: Path) -> None:
+        """``prepare()`` (another thread, as a worker calls it) then ``start()``: a working sandbox;
+        without ``prepares_ahead`` prepare must still be harmless."""
+        import threading
+
+        box = self.make_sandbox(tmp_path)
+        errors: list[BaseException] = []
+
+        def prepare() -> None:
+            try:
+                box.prepare()
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        thread = threading.Thread(target=prepare)
+        thread.start()
+        thread.join(120)
+        try:
+            assert not thread.is_alive() and not errors, errors
+            box.start()
+            box.write_file("prepared.txt", "ready")
+            result = box.exec(["cat", "prepared.txt"], timeout=30)
+            assert result.ok and result.stdout == "ready", result
+        finally:
+            box.close()
+
+    def test_close_after_prepare_without_start(self, tmp_path: Path) -> None:
+        """A prepared sandbox that is never used is closed like any other (and stays unusable)."""
+        box = self.make_sandbox(tmp_path)
+        box.prepare()
+        box.close()
+        box.close()
+        with pytest.raises(SandboxError):
+            box.exec(["true"], timeout=30)
+
     # -- the end ---------------------------------------------------------------------------------
     def test_close_is_idempotent_and_ends_the_sandbox(self, tmp_path: Path) -> None:
         box = self.make_sandbox(tmp_path)

@@ -9,18 +9,20 @@ pull with back-off, container create) and watched by one monitor thread (contain
 from __future__ import annotations
 
 import copy
+import random
+import secrets
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from pytest_cloudeval.testing.k8s_emulator import docker_pods
+from pytest_cloudeval.testing.k8s_emulator import api_proxy, docker_pods
 from pytest_cloudeval.testing.k8s_emulator.faults import Faults
 from pytest_cloudeval.testing.k8s_emulator.resources import (
-    ApiError,
     already_exists,
     check_name,
     invalid,
@@ -44,6 +46,20 @@ class PodRecord:
     deleted: bool = False
     scheduled_at: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    token_of: str | None = None
+    """The ServiceAccount whose token (and the in-cluster address) the pod gets, if any."""
+    proxy_id: str | None = None
+    """The pod's API proxy container (``api_proxy.py``), when it has one."""
+
+
+@dataclass(frozen=True)
+class InClusterAccess:
+    """How pods reach the API: ``https://127.0.0.1:443`` in the pod, through ``api_proxy`` to the TLS listener."""
+
+    ca_pem: bytes
+    socket_path: Path
+    proxy_image: str
+
 
 
 @dataclass(frozen=True)
@@ -55,7 +71,7 @@ class NodeCapacity:
 
 class Cluster:
     def __init__(self, state_label: str, capacity: NodeCapacity | None = None, faults: Faults | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, admin_token: str | None = None) -> None:
         self.state_label = state_label
         self.capacity = capacity or NodeCapacity()
         self.faults = faults or Faults()
@@ -68,9 +84,23 @@ class Cluster:
         self.pods: dict[tuple[str, str], PodRecord] = {}
         self.policies: dict[tuple[str, str], dict[str, Any]] = {}
         self.events: dict[tuple[str, str], dict[str, Any]] = {}
+        self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        self.streams: dict[tuple[str, str], list[Callable[[], None]]] = {}
+        self.in_cluster: InClusterAccess | None = None
+        """Set by the emulator once its TLS listener runs."""
+        """Open exec streams by pod: each entry cuts its stream (the drop-exec-streams fault)."""
+        """Plain namespaced objects by resource (jobs, serviceaccounts, roles, rolebindings)."""
         self._stopping = threading.Event()
+        self.extensions: list[Any] = []
+        """Controllers and stores added by ``extend`` (jobs, RBAC): each may define ``on_namespace``."""
         for name in ("default", "kube-system"):
             self.create_namespace({"metadata": {"name": name}})
+        from pytest_cloudeval.testing.k8s_emulator.jobs import JobController
+        from pytest_cloudeval.testing.k8s_emulator.rbac import Rbac
+
+        self.rbac = Rbac(self, admin_token or secrets.token_hex(16))
+        self.extend(self.rbac)
+        self.jobs = JobController(self)
         self._monitor = threading.Thread(target=self._watch_containers, name="k8s-emu-monitor", daemon=True)
         self._monitor.start()
 
@@ -83,7 +113,10 @@ class Cluster:
         self.changed.notify_all()
 
     def _new_meta(self, kind: str, meta: Mapping[str, Any], namespace: str | None) -> dict[str, Any]:
-        name = check_name(kind, meta.get("name"))
+        name = meta.get("name")
+        if not name and meta.get("generateName"):
+            name = f"{meta['generateName']}{random_suffix()}"
+        name = check_name(kind, name)
         labels = meta.get("labels") or {}
         if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
             raise invalid(kind, name, "metadata.labels: values must be strings")
@@ -91,6 +124,9 @@ class Cluster:
                                "labels": dict(labels), "annotations": dict(meta.get("annotations") or {})}
         if namespace is not None:
             out["namespace"] = namespace
+        for key in ("generateName", "ownerReferences", "finalizers"):
+            if meta.get(key):
+                out[key] = copy.deepcopy(meta[key])
         return out
 
     def require_namespace(self, namespace: str) -> None:
@@ -107,10 +143,73 @@ class Cluster:
                    "status": {"phase": "Active"}}
             self.namespaces[meta["name"]] = obj
             self._bump("namespaces", "ADDED", obj)
+            for extension in self.extensions:
+                getattr(extension, "on_namespace", lambda name: None)(meta["name"])
             return copy.deepcopy(obj)
 
+    def extend(self, extension: Any) -> None:
+        """Add a controller or store (it sees the namespaces that exist, then each new one)."""
+        with self.lock:
+            self.extensions.append(extension)
+            for name in list(self.namespaces):
+                getattr(extension, "on_namespace", lambda name: None)(name)
+
+    # -- plain namespaced objects (no controller of their own) -----------------------------------
+    def add_object(self, resource: str, kind: str, api_version: str, namespace: str, body: Mapping[str, Any],
+                   fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Store a new object of ``resource`` (lock held by the caller or not); ``fields`` are its body."""
+        with self.lock:
+            self.require_namespace(namespace)
+            meta = self._new_meta(kind, body.get("metadata") or {}, namespace)
+            store = self.objects.setdefault(resource, {})
+            if (namespace, meta["name"]) in store:
+                raise already_exists(resource, meta["name"])
+            obj = {"kind": kind, "apiVersion": api_version, "metadata": meta, **copy.deepcopy(dict(fields))}
+            store[(namespace, meta["name"])] = obj
+            self._bump(resource, "ADDED", obj)
+            return copy.deepcopy(obj)
+
+    def get_object(self, resource: str, namespace: str, name: str) -> dict[str, Any]:
+        with self.lock:
+            obj = self.objects.get(resource, {}).get((namespace, name))
+            if obj is None:
+                raise not_found(resource, name)
+            return copy.deepcopy(obj)
+
+    def list_objects(self, resource: str, namespace: str | None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [copy.deepcopy(o) for (ns, _), o in self.objects.get(resource, {}).items()
+                    if namespace in (None, ns)]
+
+    def remove_object(self, resource: str, namespace: str, name: str) -> dict[str, Any]:
+        with self.lock:
+            obj = self.objects.get(resource, {}).pop((namespace, name), None)
+            if obj is None:
+                raise not_found(resource, name)
+            self._bump(resource, "DELETED", obj)
+            return copy.deepcopy(obj)
+
+    def touch(self, resource: str, obj: dict[str, Any]) -> None:
+        """Record a change made in place to a stored object (lock held)."""
+        self._bump(resource, "MODIFIED", obj)
+
+    def list_kind(self, resource: str, namespace: str | None) -> list[dict[str, Any]]:
+        """Current objects of a watched resource (what a watch without resourceVersion starts with)."""
+        if resource == "pods":
+            return self.list_pods(namespace)
+        if resource == "events":
+            return self.list_events(namespace)
+        if resource == "networkpolicies":
+            return self.list_policies(namespace)
+        if resource == "namespaces":
+            with self.lock:
+                return [copy.deepcopy(n) for n in self.namespaces.values()]
+        return self.list_objects(resource, namespace)
+
     # -- events ----------------------------------------------------------------------------------
-    def event(self, pod: Mapping[str, Any], reason: str, message: str, warning: bool = False) -> None:
+    def event(self, pod: Mapping[str, Any], reason: str, message: str, warning: bool = False,
+              component: str | None = None) -> None:
+        """Record an event about ``pod`` (or another object: its ``kind``/``apiVersion`` are used)."""
         meta = pod["metadata"]
         with self.lock:
             key = (meta["namespace"], f"{meta['uid']}:{reason}:{message}")
@@ -125,13 +224,14 @@ class Cluster:
             obj = {"kind": "Event", "apiVersion": "v1",
                    "metadata": {"name": name, "namespace": meta["namespace"], "uid": str(uuid.uuid4()),
                                 "creationTimestamp": stamp},
-                   "involvedObject": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"],
-                                      "uid": meta["uid"], "apiVersion": "v1"},
+                   "involvedObject": {"kind": pod.get("kind", "Pod"), "namespace": meta["namespace"],
+                                      "name": meta["name"], "uid": meta["uid"],
+                                      "apiVersion": pod.get("apiVersion", "v1")},
                    "reason": reason, "message": message, "type": "Warning" if warning else "Normal",
-                   "source": {"component": "kubelet" if reason not in ("Scheduled", "FailedScheduling")
-                              else "default-scheduler", "host": NODE_NAME},
+                   "source": {"component": component or ("kubelet" if reason not in ("Scheduled", "FailedScheduling")
+                                                         else "default-scheduler"), "host": NODE_NAME},
                    "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
-                   "reportingComponent": "kubelet", "reportingInstance": NODE_NAME}
+                   "reportingComponent": component or "kubelet", "reportingInstance": NODE_NAME}
             self.events[key] = obj
             self._bump("events", "ADDED", obj)
 
@@ -196,12 +296,14 @@ class Cluster:
         return False
 
     # -- pods ------------------------------------------------------------------------------------
-    def create_pod(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        refusal = self.faults.take_refusal()
-        if refusal is not None:
-            name = (body.get("metadata") or {}).get("name", "")
-            raise ApiError(refusal[0], "Forbidden" if refusal[0] == 403 else "InternalError",
-                           refusal[1].replace('"x"', f'"{name}"'))
+    def create_pod(self, namespace: str, body: Mapping[str, Any], refusable: bool = True) -> dict[str, Any]:
+        """Admit and store a pod, then bring it up in its own thread.
+
+        ``refusable=False`` for pods a controller (the Job controller) makes: the refuse-creates fault
+        acts on API clients' creates.
+        """
+        if refusable:
+            self.faults.check_create("pods", (body.get("metadata") or {}).get("name", ""))
         spec = copy.deepcopy(body.get("spec") or {})
         with self.lock:
             self.require_namespace(namespace)
@@ -221,6 +323,7 @@ class Cluster:
             container.setdefault("name", "main")
             container.setdefault("imagePullPolicy", "Always" if str(container["image"]).endswith(":latest")
                                  or ":" not in str(container["image"]).rsplit("/", 1)[-1] else "IfNotPresent")
+            token_of = self.rbac.admit_pod(namespace, meta["name"], spec)
             spec.setdefault("restartPolicy", "Always")
             spec.setdefault("terminationGracePeriodSeconds", 30)
             spec.setdefault("dnsPolicy", "ClusterFirst")
@@ -231,7 +334,7 @@ class Cluster:
             obj = {"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": spec,
                    "status": {"phase": "Pending", "qosClass": _qos(container), "conditions": [],
                               "containerStatuses": [_waiting(container, "ContainerCreating")]}}
-            record = PodRecord(obj)
+            record = PodRecord(obj, token_of=token_of)
             self.pods[(namespace, meta["name"])] = record
             self._bump("pods", "ADDED", obj)
             answer = copy.deepcopy(obj)
@@ -300,14 +403,24 @@ class Cluster:
         labels = {docker_pods.LABEL: "k8s", docker_pods.STATE_LABEL: self.state_label,
                   "cloudeval.k8s.namespace": meta["namespace"], "cloudeval.k8s.pod": meta["name"],
                   "cloudeval.k8s.uid": meta["uid"]}
+        name = docker_pods.container_name(meta["namespace"], meta["name"], meta["uid"])
         try:
+            env, files = self.rbac.pod_credentials(meta["namespace"], record.token_of, self.in_cluster)
+            network_mode = None
+            if env and record.network and self.in_cluster is not None:
+                proxy = api_proxy.start_sidecar(f"{name}-api", labels, record.network, meta["name"],
+                                                self.in_cluster.socket_path, self.in_cluster.proxy_image)
+                with record.lock:
+                    record.proxy_id = proxy
+                network_mode = f"container:{proxy}"
             with record.lock:
                 if record.deleted:
+                    self._remove_proxy(record)
                     return
-                record.container_id = docker_pods.create(
-                    docker_pods.container_name(meta["namespace"], meta["name"], meta["uid"]), container, obj,
-                    labels, record.network)
+                record.container_id = docker_pods.create(name, container, obj, labels, record.network,
+                                                         network_mode=network_mode, env=env, files=files)
         except Exception as e:  # noqa: BLE001 - the engine's words become the pod's status
+            self._remove_proxy(record)
             message = str(getattr(e, "explanation", None) or e)
             self.event(obj, "Failed", f"Error: {message}", warning=True)
             self._update(record, phase="Failed", reason="CreateContainerError", message=message,
@@ -321,6 +434,16 @@ class Cluster:
                      containerStatuses=[_status(container, status, ready=True, cid=record.container_id)])
         if record.deleted:
             docker_pods.remove(record.container_id, None)
+            self._remove_proxy(record)
+
+    def _remove_proxy(self, record: PodRecord) -> None:
+        """Remove the pod's API proxy (after its container: they share its network namespace)."""
+        proxy, record.proxy_id = record.proxy_id, None
+        if proxy:
+            try:
+                docker_pods.remove(proxy, None)
+            except Exception as e:  # noqa: BLE001
+                self.log(f"k8s emulator: could not remove API proxy {proxy[:12]}: {e}")
 
     def _schedule(self, record: PodRecord) -> bool:
         """Wait until the pod fits the node (FailedScheduling events meanwhile); False if it went away."""
@@ -400,11 +523,34 @@ class Cluster:
                 docker_pods.remove(cid, grace_s)
             except Exception as e:  # noqa: BLE001
                 self.log(f"k8s emulator: could not remove container {cid[:12]}: {e}")
+        self._remove_proxy(record)
         meta = record.obj["metadata"]
         with self.lock:
             if self.pods.get((meta["namespace"], meta["name"])) is record:
                 del self.pods[(meta["namespace"], meta["name"])]
                 self._bump("pods", "DELETED", record.obj)
+
+    def open_stream(self, namespace: str, name: str, cut: Callable[[], None]) -> Callable[[], None]:
+        """Register an open exec stream of a pod; returns the function that unregisters it."""
+        with self.lock:
+            self.streams.setdefault((namespace, name), []).append(cut)
+
+        def closed() -> None:
+            with self.lock:
+                found = self.streams.get((namespace, name), [])
+                if cut in found:
+                    found.remove(cut)
+                if not found:
+                    self.streams.pop((namespace, name), None)
+        return closed
+
+    def drop_exec_streams(self, namespace: str, name: str) -> int:
+        """Cut every open exec stream of a pod now (like a node's kubelet or a proxy going away)."""
+        with self.lock:
+            cuts = list(self.streams.get((namespace, name), []))
+        for cut in cuts:
+            cut()
+        return len(cuts)
 
     def evict(self, namespace: str, name: str, message: str = "The node was low on resource: memory.") -> None:
         """What a kubelet does under node pressure: kill the container, the pod Failed/Evicted."""
@@ -423,6 +569,7 @@ class Cluster:
         with record.lock:
             if record.container_id:
                 docker_pods.remove(record.container_id, None)
+        self._remove_proxy(record)
 
     def _watch_containers(self) -> None:
         while not self._stopping.wait(MONITOR_S):
@@ -452,6 +599,10 @@ class Cluster:
             state = states.get(record.container_id)
             if state is not None and state["state"] == "running":
                 continue
+            if docker_pods.running(record.container_id):
+                # The tick's listing is older than this container's start (it said "created" or
+                # nothing): only the engine's current word that it stopped is an exit.
+                continue
             code, oom, finished = docker_pods.exit_info(record.container_id)
             container = record.obj["spec"]["containers"][0]
             reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
@@ -459,6 +610,7 @@ class Cluster:
                                          "containerID": f"docker://{record.container_id}"}}
             self._update(record, phase="Succeeded" if code == 0 else "Failed", conditions=_conditions(True, False),
                          containerStatuses=[_status(container, terminated, ready=False, cid=record.container_id)])
+            self._remove_proxy(record)
 
     def stop(self, remove_containers: bool = True) -> None:
         self._stopping.set()
@@ -512,3 +664,11 @@ def _conditions(scheduled: bool, ready: bool) -> list[dict[str, Any]]:
             {"type": "Initialized", "status": "True", "lastTransitionTime": stamp},
             {"type": "ContainersReady", "status": flag, "lastTransitionTime": stamp},
             {"type": "Ready", "status": flag, "lastTransitionTime": stamp}]
+
+
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def random_suffix(length: int = 5) -> str:
+    """The five characters the API server appends to a ``generateName`` (same alphabet)."""
+    return "".join(random.choice(_SUFFIX_ALPHABET) for _ in range(length))

@@ -74,11 +74,12 @@ def _split(image: str) -> tuple[str, str | None]:
     return name, tag
 
 
-def engine_options(container: Mapping[str, Any], pod_spec: Mapping[str, Any], network: bool) -> dict[str, Any]:
+def engine_options(container: Mapping[str, Any], pod_spec: Mapping[str, Any], network: bool,
+                   network_mode: str | None = None) -> dict[str, Any]:
     """host_config options for a pod's container (see the module docstring)."""
     resources = container.get("resources") or {}
     limits = resources.get("limits") or {}
-    options: dict[str, Any] = {"network_mode": "bridge" if network else "none"}
+    options: dict[str, Any] = {"network_mode": network_mode or ("bridge" if network else "none")}
     if "cpu" in limits:
         options["nano_cpus"] = int(quantity(limits["cpu"], "resources.limits.cpu") * 1e9)
     if "memory" in limits:
@@ -110,18 +111,29 @@ def user_of(container: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> str | 
 
 
 def create(name: str, container: Mapping[str, Any], pod: Mapping[str, Any], labels: Mapping[str, str],
-           network: bool) -> str:
-    """Create and start the pod's container; returns its id."""
+           network: bool, network_mode: str | None = None, env: Mapping[str, str] | None = None,
+           files: Mapping[str, bytes] | None = None) -> str:
+    """Create and start the pod's container; returns its id.
+
+    ``network_mode`` ``container:ID`` joins another container's network namespace (the pod's API
+    proxy, ``api_proxy.py``); the hostname is then that container's.
+    ``env`` is added to the spec's (the kubelet's own variables); ``files`` (absolute path -> bytes,
+    mode 0644) are copied in before the container starts (the ServiceAccount token volume).
+    """
     client = api()
     spec = pod.get("spec") or {}
-    env = {str(e["name"]): str(e.get("value", "")) for e in container.get("env") or [] if "name" in e}
-    host_config = client.create_host_config(**engine_options(container, spec, network))
+    env = {**{str(e["name"]): str(e.get("value", "")) for e in container.get("env") or [] if "name" in e},
+           **(env or {})}
+    host_config = client.create_host_config(**engine_options(container, spec, network, network_mode))
+    joined = bool(network_mode and network_mode.startswith("container:"))
     reply = client.create_container(
         image=container["image"], name=name, labels=dict(labels), environment=env,
         entrypoint=container.get("command") or None, command=container.get("args") or None,
         working_dir=container.get("workingDir") or None, user=user_of(container, spec) or "",
-        hostname=str((pod.get("metadata") or {}).get("name", ""))[:63], host_config=host_config,
+        hostname=None if joined else str((pod.get("metadata") or {}).get("name", ""))[:63], host_config=host_config,
         stdin_open=bool(container.get("stdin")))
+    if files:
+        client.put_archive(reply["Id"], "/", _tar(files))
     client.start(reply["Id"])
     return str(reply["Id"])
 
@@ -149,6 +161,16 @@ def states(state_label: str) -> dict[str, dict[str, Any]]:
     return {str(c["Id"]): {"state": c.get("State", ""), "status": c.get("Status", "")} for c in found}
 
 
+def running(ref: str) -> bool:
+    """True while the container runs (False when gone or stopped)."""
+    import docker.errors
+
+    try:
+        return bool((api().inspect_container(ref).get("State") or {}).get("Running"))
+    except docker.errors.NotFound:
+        return False
+
+
 def exit_info(ref: str) -> tuple[int, bool, str]:
     """(exit code, OOM killed, finished at) of a stopped container."""
     import docker.errors
@@ -168,3 +190,27 @@ def sweep(state_label: str | None) -> int:
     for c in found:
         remove(c["Id"], None)
     return len(found)
+
+
+def _tar(files: Mapping[str, bytes]) -> bytes:
+    """A tar of ``files`` (absolute paths) with their folders, root-owned, world-readable."""
+    import io
+    import tarfile
+    import time
+
+    buffer = io.BytesIO()
+    folders: set[str] = set()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, data in sorted(files.items()):
+            parts = path.strip("/").split("/")
+            for depth in range(1, len(parts)):
+                folder = "/".join(parts[:depth])
+                if folder not in folders:
+                    folders.add(folder)
+                    info = tarfile.TarInfo(folder)
+                    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
+                    tar.addfile(info)
+            info = tarfile.TarInfo("/".join(parts))
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

@@ -29,12 +29,32 @@ CORE_RESOURCES: list[dict[str, Any]] = [
     {"name": "pods/status", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
     {"name": "events", "singularName": "event", "namespaced": True, "kind": "Event", "verbs": ["list", "watch"],
      "shortNames": ["ev"]},
+    {"name": "serviceaccounts", "singularName": "serviceaccount", "namespaced": True, "kind": "ServiceAccount",
+     "verbs": _VERBS_RW, "shortNames": ["sa"]},
+    {"name": "serviceaccounts/token", "singularName": "", "namespaced": True, "kind": "TokenRequest",
+     "group": "authentication.k8s.io", "version": "v1", "verbs": ["create"]},
 ]
 NETWORKING_RESOURCES: list[dict[str, Any]] = [
     {"name": "networkpolicies", "singularName": "networkpolicy", "namespaced": True, "kind": "NetworkPolicy",
      "verbs": _VERBS_RW, "shortNames": ["netpol"]},
 ]
-GROUPS = {"networking.k8s.io": ("v1", NETWORKING_RESOURCES)}
+BATCH_RESOURCES: list[dict[str, Any]] = [
+    {"name": "jobs", "singularName": "job", "namespaced": True, "kind": "Job", "verbs": _VERBS_RW,
+     "categories": ["all"]},
+    {"name": "jobs/status", "singularName": "", "namespaced": True, "kind": "Job", "verbs": ["get"]},
+]
+RBAC_RESOURCES: list[dict[str, Any]] = [
+    {"name": "roles", "singularName": "role", "namespaced": True, "kind": "Role", "verbs": _VERBS_RW},
+    {"name": "rolebindings", "singularName": "rolebinding", "namespaced": True, "kind": "RoleBinding",
+     "verbs": _VERBS_RW},
+]
+AUTHORIZATION_RESOURCES: list[dict[str, Any]] = [
+    {"name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview", "namespaced": False,
+     "kind": "SelfSubjectAccessReview", "verbs": ["create"]},
+]
+GROUPS = {"networking.k8s.io": ("v1", NETWORKING_RESOURCES), "batch": ("v1", BATCH_RESOURCES),
+          "rbac.authorization.k8s.io": ("v1", RBAC_RESOURCES),
+          "authorization.k8s.io": ("v1", AUTHORIZATION_RESOURCES)}
 """API groups beyond the core one: group -> (version, resources). Extensions (batch/v1...) add here."""
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +20,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pytest_cloudeval.testing.k8s_emulator import docker_pods, resources, tables, websocket
+from pytest_cloudeval.testing.k8s_emulator import (
+    docker_pods,
+    objects_routes,
+    protobuf,
+    rbac,
+    resources,
+    tables,
+    websocket,
+)
 from pytest_cloudeval.testing.k8s_emulator.cluster import Cluster
 from pytest_cloudeval.testing.k8s_emulator.resources import ApiError
 
@@ -28,8 +39,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [(m, re.compile(f"^{p}$"), h) 
     ("GET", r"/api/?", "api"),
     ("GET", r"/apis/?", "apis"),
     ("GET", r"/api/v1/?", "core_resources"),
-    ("GET", r"/apis/networking\.k8s\.io/?", "networking_group"),
-    ("GET", rf"{_NET}/?", "networking_resources"),
+    ("GET", r"/apis/([^/]+)/?", "api_group"),
+    ("GET", r"/apis/([^/]+)/([^/]+)/?", "group_resources"),
     ("GET", r"/api/v1/namespaces", "list_namespaces"),
     ("POST", r"/api/v1/namespaces", "create_namespace"),
     ("GET", _NS, "get_namespace"),
@@ -56,9 +67,14 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [(m, re.compile(f"^{p}$"), h) 
     ("POST", r"/emulator/v1/faults", "set_faults"),
     ("DELETE", r"/emulator/v1/faults", "reset_faults"),
     ("POST", r"/emulator/v1/namespaces/([^/]+)/pods/([^/]+)/evict", "evict"),
+    ("POST", r"/emulator/v1/namespaces/([^/]+)/pods/([^/]+)/drop-execs", "drop_execs"),
+    *objects_routes.ROUTES,
 ]]
 _HIDDEN_HEADERS = {"authorization", "cookie", "proxy-authorization"}
 WATCH_DEFAULT_S = 300.0
+TLS_HANDSHAKE_S = 10.0
+_LOG_LOCK = threading.Lock()
+"""One lock for every server of the process (the plain and the TLS listener share an access log)."""
 
 
 class K8sHTTPServer(ThreadingHTTPServer):
@@ -67,25 +83,46 @@ class K8sHTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], cluster: Cluster, access_log: str | None,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], tls: ssl.SSLContext | None = None) -> None:
         super().__init__(address, K8sHandler)
         self.cluster = cluster
         self.access_log = access_log
         self.log = log
-        self._log_lock = threading.Lock()
+        self.tls = tls
+        """HTTPS when set: the handshake runs in the connection's thread, never in the accept loop."""
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, (ssl.SSLError, ConnectionError, TimeoutError)):
+            return  # a client that left or failed the TLS handshake: nothing to report
+        self.log(f"k8s emulator: request from {client_address} failed: {error!r}")
 
     def record(self, entry: dict[str, Any]) -> None:
         if not self.access_log:
             return
         line = json.dumps(entry, sort_keys=True) + "\n"
-        with self._log_lock, open(self.access_log, "a", encoding="utf-8") as fh:
+        with _LOG_LOCK, open(self.access_log, "a", encoding="utf-8") as fh:
             fh.write(line)
 
 
-class K8sHandler(BaseHTTPRequestHandler):
+class K8sHandler(objects_routes.ObjectRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: K8sHTTPServer
     query: dict[str, list[str]]
+    identity: rbac.Identity | None = None
+
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(TLS_HANDSHAKE_S)
+            self.request.do_handshake()
+            self.request.settimeout(None)
+        super().setup()
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -112,7 +149,12 @@ class K8sHandler(BaseHTTPRequestHandler):
         self.query = parse_qs(split.query, keep_blank_values=True)
         self.server.record({"time": time.time(), "method": method, "path": self.path,
                             "headers": {k: v for k, v in self.headers.items() if k.lower() not in _HIDDEN_HEADERS}})
-        body = self._body()
+        try:
+            body = self._body()
+            self.identity = self._authorize(method, path)
+        except ApiError as e:
+            self._json(e.code, e.status())
+            return
         known = False
         for verb, pattern, handler in _ROUTES:
             match = pattern.match(path)
@@ -133,11 +175,38 @@ class K8sHandler(BaseHTTPRequestHandler):
         else:
             self._json(404, ApiError(404, "NotFound", "the server could not find the requested resource").status())
 
+    def _authorize(self, method: str, path: str) -> rbac.Identity | None:
+        """Who is asking (401 without a known token) and whether they may (403 ``Status`` if not)."""
+        if path in ("/version", "/emulator/v1/health"):
+            return None
+        cluster = self.server.cluster
+        authorization = self.headers.get("Authorization")
+        if authorization is None and self.server.tls is None:
+            # kubectl sends no credentials over plain HTTP: the host's loopback user is the admin.
+            identity = rbac.Identity(rbac.ADMIN_USER)
+        else:
+            identity = cluster.rbac.identify(authorization)
+        if path.startswith("/emulator/"):
+            if not identity.admin:
+                raise ApiError(403, "Forbidden", f'User "{identity.user}" cannot use the emulator\'s control API')
+            return identity
+        attrs = rbac.request_attributes(method, path, self._flag("watch"))
+        if attrs is not None and attrs.resource != "selfsubjectaccessreviews":
+            allowed, _reason = cluster.rbac.decide(identity, attrs)
+            if not allowed:
+                raise cluster.rbac.forbidden(identity, attrs)
+        return identity
+
     def _body(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
         if not length:
             return None
         raw = self.rfile.read(length)
+        if "protobuf" in (self.headers.get("Content-Type") or ""):
+            try:
+                return protobuf.decode(raw)
+            except ValueError as e:
+                raise ApiError(415, "UnsupportedMediaType", f"the emulator reads JSON bodies ({e})") from None
         try:
             return json.loads(raw)
         except ValueError:
@@ -180,6 +249,15 @@ class K8sHandler(BaseHTTPRequestHandler):
             return
         self._json(200, resources.object_list(kind, api_version, chosen, version))
 
+    def _one(self, obj: dict[str, Any]) -> None:
+        """Answer one object (as a one-row Table when kubectl asks for one)."""
+        if "as=Table" in (self.headers.get("Accept") or "") and obj.get("kind") in tables.TABLES:
+            with self.server.cluster.lock:
+                version = self.server.cluster.version
+            self._json(200, tables.table(obj["kind"], [obj], version))
+            return
+        self._json(200, obj)
+
     def _watch(self, kind: str, namespace: str | None, keep: Callable[[dict[str, Any]], bool]) -> None:
         cluster = self.server.cluster
         timeout = float(self._q("timeoutSeconds") or WATCH_DEFAULT_S)
@@ -199,8 +277,7 @@ class K8sHandler(BaseHTTPRequestHandler):
             with cluster.lock:
                 if not since:
                     since = cluster.version
-                    current = {"pods": cluster.list_pods, "events": cluster.list_events,
-                               "networkpolicies": cluster.list_policies}[kind](namespace)
+                    current = cluster.list_kind(kind, namespace)
                 else:
                     current = []
             for obj in current:
@@ -234,12 +311,16 @@ class K8sHandler(BaseHTTPRequestHandler):
     def core_resources(self, body: Any) -> None:
         self._json(200, resources.resource_list("v1", resources.CORE_RESOURCES))
 
-    def networking_group(self, body: Any) -> None:
-        group = next(g for g in resources.api_group_list()["groups"] if g["name"] == "networking.k8s.io")
-        self._json(200, {"kind": "APIGroup", "apiVersion": "v1", **group})
+    def api_group(self, group: str, body: Any) -> None:
+        found = [g for g in resources.api_group_list()["groups"] if g["name"] == group]
+        if not found:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        self._json(200, {"kind": "APIGroup", "apiVersion": "v1", **found[0]})
 
-    def networking_resources(self, body: Any) -> None:
-        self._json(200, resources.resource_list("networking.k8s.io/v1", resources.NETWORKING_RESOURCES))
+    def group_resources(self, group: str, version: str, body: Any) -> None:
+        if resources.GROUPS.get(group, ("",))[0] != version:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        self._json(200, resources.resource_list(f"{group}/{version}", resources.GROUPS[group][1]))
 
     # -- namespaces --------------------------------------------------------------------------------
     def list_namespaces(self, body: Any) -> None:
@@ -267,7 +348,7 @@ class K8sHandler(BaseHTTPRequestHandler):
         self._json(201, self.server.cluster.create_pod(namespace, body))
 
     def get_pod(self, namespace: str, name: str, body: Any) -> None:
-        self._json(200, self.server.cluster.get_pod(namespace, name))
+        self._one(self.server.cluster.get_pod(namespace, name))
 
     def _grace(self, body: Any) -> float | None:
         grace = self._q("gracePeriodSeconds")
@@ -353,7 +434,7 @@ class K8sHandler(BaseHTTPRequestHandler):
             flags["stdout"] = flags["stderr"] = True
         ws = websocket.WebSocket(self.connection, self.rfile)  # type: ignore[arg-type]
         websocket.bridge_exec(ws, protocol, record.container_id, command, flags, cluster.faults.take_drop(),
-                              self.server.log)
+                              self.server.log, on_open=lambda cut: cluster.open_stream(namespace, name, cut))
 
     # -- events ------------------------------------------------------------------------------------
     def list_events(self, namespace: str | None = None, body: Any = None) -> None:
@@ -391,8 +472,18 @@ class K8sHandler(BaseHTTPRequestHandler):
         self._json(200, self.server.cluster.faults.show())
 
     def set_faults(self, body: Any) -> None:
-        self.server.cluster.faults.set(body or {})
-        self._json(200, self.server.cluster.faults.show())
+        """Standing faults, plus ``dropExecStreamsOf: ["NS/POD", ...]``: cut those pods' open streams now."""
+        cluster = self.server.cluster
+        targets = (body or {}).get("dropExecStreamsOf") or []
+        cluster.faults.set({k: v for k, v in (body or {}).items() if k != "dropExecStreamsOf"})
+        dropped = 0
+        for target in targets:
+            namespace, _, name = str(target).rpartition("/")
+            dropped += cluster.drop_exec_streams(namespace or "default", name)
+        self._json(200, {**cluster.faults.show(), "droppedExecStreams": dropped})
+
+    def drop_execs(self, namespace: str, name: str, body: Any) -> None:
+        self._json(200, {"droppedExecStreams": self.server.cluster.drop_exec_streams(namespace, name)})
 
     def reset_faults(self, body: Any) -> None:
         self.server.cluster.faults.set({"reset": True})

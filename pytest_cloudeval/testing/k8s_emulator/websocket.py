@@ -132,8 +132,13 @@ def status_document(exit_code: int, command: Sequence[str]) -> dict[str, Any]:
 
 
 def bridge_exec(ws: WebSocket, protocol: str, container_id: str, command: Sequence[str], flags: dict[str, bool],
-                drop_after: float | None, log: Callable[[str], None]) -> None:
-    """Run ``command`` in the container and pump channels both ways until it ends (or a fault cuts it)."""
+                drop_after: float | None, log: Callable[[str], None],
+                on_open: Callable[[Callable[[], None]], Callable[[], None]] | None = None) -> None:
+    """Run ``command`` in the container and pump channels both ways until it ends (or a fault cuts it).
+
+    ``on_open(cut)`` is called once the stream runs, with a function that cuts it (TCP closed, no
+    status); it returns a function called when the stream ends (the cluster's registry of open streams).
+    """
     from pytest_cloudeval.testing.k8s_emulator import docker_pods
 
     api = docker_pods.api()
@@ -150,13 +155,18 @@ def bridge_exec(ws: WebSocket, protocol: str, container_id: str, command: Sequen
         return
     raw: socket.socket = getattr(sockio, "_sock", sockio)
     done = threading.Event()
+
+    def cut() -> None:
+        log("k8s emulator: fault: dropping an exec stream")
+        ws.cut()
+        with contextlib.suppress(OSError):
+            raw.close()
+
+    closed = on_open(cut) if on_open is not None else (lambda: None)
     if drop_after is not None:
         def cut_later() -> None:
             if not done.wait(drop_after):
-                log("k8s emulator: fault: dropping an exec stream")
-                ws.cut()
-                with contextlib.suppress(OSError):
-                    raw.close()
+                cut()
         threading.Thread(target=cut_later, daemon=True).start()
     reader = threading.Thread(target=_client_to_exec, args=(ws, raw, protocol, api, exec_id, done), daemon=True)
     reader.start()
@@ -171,6 +181,7 @@ def bridge_exec(ws: WebSocket, protocol: str, container_id: str, command: Sequen
         pass
     finally:
         done.set()
+        closed()
         with contextlib.suppress(OSError):
             raw.close()
         reader.join(timeout=1)

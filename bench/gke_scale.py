@@ -1,0 +1,245 @@
+"""Worker pods at scale on the shipped Kubernetes emulator: time to ready workers for 1, 8 and 50
+worker pods in one run of this script (goals: 8 within 1.5x of 1, 50 within 3x of 1), the
+controller's peak RSS with 50 workers (goal < 300 MB), and the per-task overhead of a pod worker
+against a local xdist worker.
+
+Against one emulator (its pods are Docker containers, reached with the real ``kubectl exec``), runs
+``pytest --cloud=gke -n W`` (one worker per pod, 250m CPU and 256Mi each) on trivial USACO tasks with
+the oracle agent, and measures:
+
+- ready: from launching pytest until every worker has collected (xdist's
+  ``pytest_xdist_node_collection_finished`` for the last node), when all can take tasks; also the
+  controller's own "pods running" and "ready in" (pods up, code shipped, runtime checked);
+- the controller's peak RSS (``VmHWM`` of pytest) and the largest RSS of its process tree (pytest and
+  its kubectl clients), sampled every 0.5 s;
+- every task passed and no pod or Job of the run is left;
+- per-task overhead: ``-n 1`` on 20 tasks, the mean time between consecutive task reports on the
+  controller, for a pod worker and for a local (popen) worker.
+
+    python bench/gke_scale.py [--pods 1,8,50] [--tasks-per-pod 2] [--overhead-tasks 20]
+
+The last line is the headline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pytest_cloudeval.testing.k8s_emulator import K8sEmulator  # noqa: E402
+
+ADD = "a, b = map(int, input().split())\nprint(a + b)\n"
+TIMING_CONFTEST = '''import json, os, time
+
+_marks = {"collected": []}
+
+
+def pytest_xdist_node_collection_finished(node, ids):
+    _marks["collected"].append(time.time())
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        _marks.setdefault("reports", []).append(time.time())
+
+
+def pytest_unconfigure(config):
+    if hasattr(config, "workerinput"):
+        return
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            _marks["vmhwm_kb"] = int(line.split()[1])
+    path = os.environ.get("BENCH_TIMING")
+    if path:
+        with open(path, "w") as f:
+            json.dump(_marks, f)
+'''
+
+
+def make_project(root: Path, tasks: int) -> None:
+    (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "conftest.py").write_text(TIMING_CONFTEST)
+    bench = root / "add"
+    problems = {}
+    for i in range(tasks):
+        pid = f"{1000 + i}_bronze_add_{i}"
+        problems[pid] = {"name": f"Add {i}", "problem_id": pid, "problem_level": "bronze", "description": "a+b",
+                         "runtime_limit": 60, "memory_limit": 256, "num_tests": 1, "solution_python3": ADD}
+        (bench / "tests" / pid).mkdir(parents=True)
+        (bench / "tests" / pid / "1.in").write_text(f"{i} {i}\n")
+        (bench / "tests" / pid / "1.out").write_text(f"{2 * i}\n")
+    (bench / "problems.json").write_text(json.dumps(problems))
+    (bench / "benchmark.toml").write_text('format = "usaco"\ndataset = "problems.json"\ntests_dir = "tests"\n')
+
+
+def tree_rss_kb(root_pid: int) -> int:
+    """Resident memory of ``root_pid`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(stat[1])
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(stat[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def leftovers(emulator: K8sEmulator, run_id: str) -> list[str]:
+    pods = [p["metadata"]["name"] for p in emulator.pods("default")
+            if (p["metadata"].get("labels") or {}).get("cloudeval.run") == run_id
+            and (p.get("status") or {}).get("phase") in ("Pending", "Running")]
+    jobs = [j["metadata"]["name"] for j in emulator.jobs("default")
+            if (j["metadata"].get("labels") or {}).get("cloudeval.run") == run_id]
+    return pods + jobs
+
+
+def run_pytest(root: Path, emulator: K8sEmulator, run_id: str, workers: int, tasks: int, cloud: bool,
+               keep: Path | None = None) -> dict[str, Any]:
+    timing = root / f"timing-{run_id}.json"
+    env = dict(os.environ, BENCH_TIMING=str(timing))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.pop("PYTEST_ADDOPTS", None)
+    env.pop("KUBECONFIG", None)
+    results = root / "results"
+    cmd = [sys.executable, "-m", "pytest", "add", "-q", "-p", "no:cacheprovider", "--agent", "oracle",
+           f"--results-dir={results}", f"--run-id={run_id}", "-n", str(workers), "-k", _first(tasks)]
+    if cloud:
+        cmd += ["--cloud=gke", f"--kubeconfig={emulator.kubeconfig}", "--worker-cpu=250m", "--worker-memory=256Mi"]
+    load_before = load()
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = [0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.5):
+            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = proc.communicate(timeout=1800)
+    wall = time.time() - t0
+    stop.set()
+    sampler.join()
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / f"{run_id}.out").write_text(out)
+    if proc.returncode != 0:
+        print(f"pytest -n {workers} exited {proc.returncode}:\n{out[-3000:]}", flush=True)
+    marks = json.loads(timing.read_text()) if timing.is_file() else {"collected": []}
+    ready = re.search(r"worker\(s\) on (\d+) pod\(s\) ready in ([\d.]+) s", out)
+    running = re.search(r"pod\(s\) running after ([\d.]+) s", out)
+    passed = re.search(r"(\d+) passed", out)
+    stored = [json.loads(p.read_text()) for p in (results / run_id / "add").glob("*/result.json")]
+    collected = sorted(marks["collected"])
+    reports = sorted(marks.get("reports", []))
+    return {
+        "workers": workers, "cloud": cloud, "wall_s": wall, "load_before": load_before, "load_after": load(),
+        "pods_ready": int(ready.group(1)) if ready else None,
+        "controller_ready_s": float(ready.group(2)) if ready else None,
+        "pods_running_s": float(running.group(1)) if running else None,
+        "all_workers_ready_s": collected[-1] - t0 if len(collected) == workers else None,
+        "per_task_s": (reports[-1] - reports[0]) / (len(reports) - 1) if len(reports) > 1 else None,
+        "controller_peak_rss_mb": marks.get("vmhwm_kb", 0) / 1024,
+        "tree_peak_rss_mb": peak[0] / 1024,
+        "passed": int(passed.group(1)) if passed else 0,
+        "stored_passed": sum(1 for r in stored if r.get("outcome") == "passed"),
+        "tasks": tasks, "left": leftovers(emulator, run_id) if cloud else [], "exit": proc.returncode,
+    }
+
+
+def _first(count: int) -> str:
+    """A -k expression selecting the first ``count`` tasks of the project."""
+    return " or ".join(f"{1000 + i}_bronze" for i in range(count))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pods", default="1,8,50")
+    parser.add_argument("--tasks-per-pod", type=int, default=2)
+    parser.add_argument("--overhead-tasks", type=int, default=20)
+    parser.add_argument("--keep-output", type=Path, help="write each pytest run's output to this folder")
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.pods.split(",")]
+    rows = []
+    tag = os.getpid() % 10000
+    with tempfile.TemporaryDirectory(prefix="cloudeval-bench-") as tmp:
+        root = Path(tmp)
+        emulator = K8sEmulator(kubeconfig=root / "kubeconfig").start()
+        try:
+            make_project(root, max(max(sizes) * args.tasks_per_pod, args.overhead_tasks))
+            for workers in sizes:
+                tasks = workers * args.tasks_per_pod
+                row = run_pytest(root, emulator, f"scale{workers}-{tag}", workers, tasks, True, args.keep_output)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            pod = run_pytest(root, emulator, f"ovh-pod-{tag}", 1, args.overhead_tasks, True, args.keep_output)
+            local = run_pytest(root, emulator, f"ovh-local-{tag}", 1, args.overhead_tasks, False, args.keep_output)
+            print(json.dumps(pod), flush=True)
+            print(json.dumps(local), flush=True)
+        finally:
+            emulator.stop()
+    ok = True
+    for row in rows + [pod, local]:
+        good = row["passed"] == row["tasks"] and row["stored_passed"] == row["tasks"] and not row["left"]
+        ok &= good
+        where = "pods" if row["cloud"] else "local"
+        print(f"-n {row['workers']:>2} ({where}): all workers ready {_f(row['all_workers_ready_s'])} s after launch "
+              f"(controller: pods running {_f(row['pods_running_s'])} s, ready {_f(row['controller_ready_s'])} s); "
+              f"{row['passed']}/{row['tasks']} passed, {len(row['left'])} left; controller peak RSS "
+              f"{row['controller_peak_rss_mb']:.0f} MB (with kubectl clients {row['tree_peak_rss_mb']:.0f} MB); "
+              f"per task {_f(row['per_task_s'], 3)} s; wall {row['wall_s']:.1f} s; "
+              f"load {row['load_before']} -> {row['load_after']}")
+    by_size = {row["workers"]: row for row in rows}
+    one = by_size.get(1, {}).get("all_workers_ready_s")
+    if not one or any(row["all_workers_ready_s"] is None for row in rows):
+        print("not every worker became ready: no ratio")
+        return 1
+    ratios = {w: row["all_workers_ready_s"] / one for w, row in by_size.items() if w != 1}
+    goals = {8: 1.5, 50: 3.0}
+    biggest = by_size[max(by_size)]
+    rss_ok = biggest["controller_peak_rss_mb"] < 300
+    overhead = (pod["per_task_s"] or 0) - (local["per_task_s"] or 0)
+    parts = [f"{w} pods ready in {r:.2f}x the time of 1 (goal <= {goals.get(w, 3.0)}): "
+             f"{'ok' if r <= goals.get(w, 3.0) else 'OVER'}" for w, r in sorted(ratios.items())]
+    parts.append(f"controller peak RSS with {max(by_size)} workers {biggest['controller_peak_rss_mb']:.0f} MB "
+                 f"(goal < 300): {'ok' if rss_ok else 'OVER'}")
+    parts.append(f"per task: pod worker {_f(pod['per_task_s'], 3)} s vs local {_f(local['per_task_s'], 3)} s "
+                 f"(+{overhead * 1000:.0f} ms)")
+    parts.append(f"tasks and cleanup: {'ok' if ok else 'FAILED'}")
+    print("; ".join(parts))
+    return 0 if ok else 1
+
+
+def _f(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

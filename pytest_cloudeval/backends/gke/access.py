@@ -1,0 +1,51 @@
+"""``--cloud-check`` for ``--cloud=gke``: every permission the run needs, asked of the API server with
+SelfSubjectAccessReviews before anything is created, each missing one named with what needs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Permission:
+    verb: str
+    resource: str
+    group: str = ""
+    subresource: str = ""
+    why: str = ""
+
+    def __str__(self) -> str:
+        resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        group = f".{self.group}" if self.group else ""
+        return f"{self.verb} {resource}{group}"
+
+
+def needed(sandbox: str | None) -> list[Permission]:
+    """What a ``--cloud=gke`` run does in its namespace (with ``--sandbox=k8s``: RBAC for task pods too)."""
+    workers = "worker pods"
+    perms = [Permission(v, "jobs", "batch", why=workers) for v in ("create", "get", "list", "delete")]
+    perms += [Permission(v, "pods", why=workers) for v in ("get", "list", "delete")]
+    perms.append(Permission("create", "pods", subresource="exec", why="the workers' exec streams"))
+    if sandbox == "k8s":
+        rbac = "the task pods' ServiceAccount (--sandbox=k8s)"
+        perms += [Permission(v, "serviceaccounts", why=rbac) for v in ("create", "delete")]
+        perms += [Permission(v, r, "rbac.authorization.k8s.io", why=rbac)
+                  for r in ("roles", "rolebindings") for v in ("create", "delete")]
+        # Granting a Role needs every permission it grants (RBAC escalation check).
+        perms += [Permission(v, "pods", why="granted to the workers (--sandbox=k8s)") for v in ("create", "watch")]
+        perms += [Permission("get", "pods", subresource="log", why="granted to the workers (--sandbox=k8s)"),
+                  Permission("list", "events", why="granted to the workers (--sandbox=k8s)")]
+        perms += [Permission(v, "networkpolicies", "networking.k8s.io", why="tasks without network (--sandbox=k8s)")
+                  for v in ("create", "delete")]
+    return perms
+
+
+def review(authz: Permission, namespace: str) -> dict[str, object]:
+    """The SelfSubjectAccessReview body for one permission in ``namespace``."""
+    attrs: dict[str, str] = {"namespace": namespace, "verb": authz.verb, "resource": authz.resource}
+    if authz.group:
+        attrs["group"] = authz.group
+    if authz.subresource:
+        attrs["subresource"] = authz.subresource
+    return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attrs}}
