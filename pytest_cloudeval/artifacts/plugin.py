@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -74,9 +75,13 @@ def pytest_cloudeval_configure(session: Any) -> None:
     run = ArtifactsRun(session, acfg, open_store(config, acfg.url))
     config.pluginmanager.register(run, "cloudeval-artifacts-run")
     if not session.is_worker and settings.agent and _runs_tasks(config):
-        run.probe()
         if settings.resuming:
+            run.probe()
             run.load_resume()
+        else:
+            # Checked while the workers start (importing the SDK and two round trips take about a
+            # second); ``pytest_runtestloop`` waits for it before the first task is handed out.
+            run.start_probe()
 
 
 class ArtifactsRun:
@@ -94,6 +99,8 @@ class ArtifactsRun:
         self.failed: dict[str, str] = {}
         self.run_files_failed: dict[str, str] = {}
         self.finalized = False
+        self._probe: threading.Thread | None = None
+        self._probe_error: pytest.UsageError | None = None
 
     @property
     def run_id(self) -> str:
@@ -122,6 +129,34 @@ class ArtifactsRun:
         except StoreError as e:
             raise pytest.UsageError(f"--artifacts-url {self.cfg.url}: the store is not usable, no task was "
                                     f"started: {e}") from e
+
+    def start_probe(self) -> None:
+        """``probe`` in a thread; ``wait_probe`` raises what it found."""
+        def run() -> None:
+            try:
+                self.probe()
+            except pytest.UsageError as e:
+                self._probe_error = e
+            except Exception as e:  # noqa: BLE001 - reported by wait_probe, on the main thread
+                self._probe_error = pytest.UsageError(f"--artifacts-url {self.cfg.url}: the store is not usable, "
+                                                      f"no task was started: {type(e).__name__}: {e}")
+
+        self._probe = threading.Thread(target=run, name="cloudeval-store-probe", daemon=True)
+        self._probe.start()
+
+    def wait_probe(self) -> None:
+        """Block until the store probe ended. Raises: pytest.UsageError: the store is not usable."""
+        if self._probe is not None:
+            self._probe.join()
+            self._probe = None
+        if self._probe_error is not None:
+            raise self._probe_error
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        # Before any task: xdist's loop (which hands tasks to the workers) and a plain run's alike.
+        if not self.session.is_worker:
+            self.wait_probe()
 
     def load_resume(self) -> None:
         """Add tasks stored as passed/failed to the resume map; queue local results the store lacks."""
@@ -246,6 +281,8 @@ class ArtifactsRun:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._probe_error is not None:
+            return  # the store is not usable and no task ran: nothing to report or upload
         if self.session.is_worker:
             reports = self.own_reports()
             session.config.workeroutput[WORKER_OUTPUT_KEY] = [r.to_dict() for r in reports.values()]  # type: ignore[attr-defined]

@@ -205,6 +205,9 @@ def judge_submission(
     max_output_bytes: int = 8 * 1024 * 1024,
     semantics: str = "hal",
     run_as: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    before_exec: Callable[[], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Judge ``source`` on every test and return the JSON-serializable report.
 
@@ -213,6 +216,11 @@ def judge_submission(
     the module docstring); ``hal_verdict`` fields give the label HAL's own judge prints. With
     ``run_as`` (a uid; the judge must be root) the submission runs as that user, its folder
     handed to it, so files only the judge may read stay unreadable.
+
+    A caller that judges in its own process makes each submission one of its sandbox's processes:
+    ``extra_env`` is added to the submission's minimal environment, ``before_exec`` runs in the
+    forked child before the limits are set (system calls only: it joins the sandbox's cgroup), and
+    ``on_start`` is told each submission's pid (its process group) as soon as it exists.
 
     Raises:
         JudgeSetupError: no tests are given, a test file cannot be read, ``python`` cannot be
@@ -238,8 +246,9 @@ def judge_submission(
         if run_as is not None:
             for path in (workdir, workdir / "submission.py"):
                 os.chown(path, run_as, run_as)
-        env = _minimal_env(workdir)
-        preexec = _limits_setter(time_limit_s, memory_mb, address_space=semantics == "script")
+        env = _minimal_env(workdir) | dict(extra_env or {})
+        preexec = _limits_setter(time_limit_s, memory_mb, address_space=semantics == "script",
+                                 before=before_exec)
         if semantics == "hal":
             command = [python, "-c", _HAL_BOOTSTRAP, "submission.py", str(memory_mb * 1_000_000)]
         else:
@@ -259,6 +268,7 @@ def judge_submission(
                     max_output_bytes=max_output_bytes,
                     status=semantics == "hal",
                     run_as=run_as,
+                    on_start=on_start,
                 )
             )
     passed = sum(1 for result in results if result["verdict"] == "ACCEPTED")
@@ -303,7 +313,8 @@ def _minimal_env(workdir: Path) -> dict[str, str]:
     }
 
 
-def _limits_setter(time_limit_s: float, memory_mb: int, *, address_space: bool = True) -> Callable[[], None]:
+def _limits_setter(time_limit_s: float, memory_mb: int, *, address_space: bool = True,
+                   before: Callable[[], None] | None = None) -> Callable[[], None]:
     cpu_seconds = math.ceil(time_limit_s) + 1
     limits = [
         # SIGXCPU at the soft limit; the hard one only backs it up with SIGKILL.
@@ -316,7 +327,9 @@ def _limits_setter(time_limit_s: float, memory_mb: int, *, address_space: bool =
         limits.append((resource.RLIMIT_AS, size, size))
 
     def apply_limits() -> None:
-        # Runs in the forked child before exec: only setrlimit, nothing that takes locks.
+        # Runs in the forked child before exec: only system calls, nothing that takes locks.
+        if before is not None:
+            before()
         for kind, soft, hard in limits:
             resource.setrlimit(kind, (soft, hard))
 
@@ -336,6 +349,7 @@ def _judge_one(
     max_output_bytes: int,
     status: bool,
     run_as: int | None,
+    on_start: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     stdin = _anonymous_copy(input_path)
     try:
@@ -349,6 +363,7 @@ def _judge_one(
             max_output_bytes=max_output_bytes,
             status=status,
             run_as=run_as,
+            on_start=on_start,
         )
     finally:
         stdin.close()
@@ -403,6 +418,7 @@ def _run_limited(
     max_output_bytes: int,
     status: bool = False,
     run_as: int | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> _Run:
     run = _Run()
     status_read, status_write = os.pipe() if status else (-1, -1)
@@ -427,13 +443,15 @@ def _run_limited(
             pass_fds=(status_write,) if status else (),
             **drop,
         )
-    except OSError as exc:
+    except (OSError, subprocess.SubprocessError) as exc:  # SubprocessError: a limit could not be set
         if status:
             os.close(status_read)
             os.close(status_write)
         raise JudgeSetupError(f"{command[0]}: cannot start the interpreter: {exc}") from exc
     if status:
         os.close(status_write)
+    if on_start is not None:
+        on_start(proc.pid)
     assert proc.stdout is not None and proc.stderr is not None
     pidfd = _open_pidfd(proc.pid)
     selector = selectors.DefaultSelector()

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from .base import Capability, CopyReport, ExecResult, Sandbox, SandboxHandle, SandboxOptions, SandboxSpec
+from .base import (
+    Capability,
+    CopyReport,
+    ExecResult,
+    HostLaunch,
+    Sandbox,
+    SandboxHandle,
+    SandboxOptions,
+    SandboxSpec,
+)
 from .config import options_from_settings
 
-__all__ = ["Capability", "CopyReport", "ExecResult", "Sandbox", "SandboxHandle", "SandboxOptions", "SandboxSpec",
-           "options_from_settings"]
+__all__ = ["Capability", "CopyReport", "ExecResult", "HostLaunch", "Sandbox", "SandboxHandle", "SandboxOptions",
+           "SandboxSpec", "options_from_settings"]

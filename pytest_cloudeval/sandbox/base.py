@@ -54,6 +54,20 @@ class ExecResult:
         return self.exit_code == 0 and not self.timed_out
 
 
+@dataclass(frozen=True)
+class HostLaunch:
+    """How a process that the worker starts itself (not through ``exec``) becomes one of a sandbox's
+    own, so that ``stop_processes`` and ``close`` find and kill it like any other (see
+    :meth:`Sandbox.host_launch`)."""
+
+    env: Mapping[str, str]
+    """Variables the process must carry (the local sandbox's token)."""
+    preexec: Callable[[], None]
+    """Runs in the forked child before exec (joins the sandbox's cgroup); system calls only."""
+    on_start: Callable[[int], None]
+    """Told the pid of the new process, which leads its own process group."""
+
+
 @dataclass
 class CopyReport:
     """What a copy out of a sandbox brought back, and what it left out (over a cap, not a file)."""
@@ -224,6 +238,16 @@ class Sandbox(ABC):
     @property
     def host_root(self) -> Path | None:
         """The host folder that *is* the sandbox's workdir, when its files are the host's (local)."""
+        return None
+
+    def host_launch(self) -> HostLaunch | None:
+        """How the worker may start a process of this sandbox on the host itself, or None (the
+        default) when the sandbox's processes do not run on this host. The USACO judge uses it to
+        judge in the worker without an extra interpreter per attempt.
+
+        Raises:
+            SandboxError: the sandbox is not started or already closed.
+        """
         return None
 
     @abstractmethod

@@ -21,7 +21,7 @@ from typing import Any
 from ..capture import CappedBuffer, pump
 from ..errors import SandboxError
 from . import local_jail
-from .base import Capability, CopyReport, ExecResult, Sandbox, SandboxOptions, SandboxSpec
+from .base import Capability, CopyReport, ExecResult, HostLaunch, Sandbox, SandboxOptions, SandboxSpec
 
 BASE_ENV_NAMES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "USER", "LOGNAME", "SHELL", "TMPDIR")
 """All a local command inherits from the controller; secrets come only from --secrets-env/--pass-env."""
@@ -176,6 +176,20 @@ class LocalSandbox(Sandbox):
     @property
     def host_root(self) -> Path | None:
         return self.root
+
+    def host_launch(self) -> HostLaunch | None:
+        """The sandbox's token, a preexec that joins its cgroup (and sets the per-process memory limit
+        where no cgroup carries one), and its list of process groups to kill. None for a subclass that
+        changes how commands run (its own ``exec``): what it wraps them in must wrap the judge's too."""
+        if type(self).exec is not LocalSandbox.exec:
+            return None
+        jail = self._jail
+        if jail is None:
+            raise SandboxError("sandbox used before start()" if not self._closed else "sandbox used after close()")
+        return HostLaunch(env={local_jail.TOKEN_VAR: jail.token},
+                          preexec=_limits_preexec(None if jail.memory_applied else self.spec.memory_mb, None,
+                                                  jail.join_files()),
+                          on_start=self._groups.add)
 
     def _path(self, path: str) -> Path:
         p = Path(path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -19,10 +20,12 @@ from ..judge import usaco as judge_mod
 from ..model import AgentOutput, Judgement, Limits, Task
 from ..redact import redactor_for
 from ..results import atomic_write_json, is_safe_id
-from ..sandbox.base import Sandbox
+from ..sandbox.base import HostLaunch, Sandbox
 from ..settings import Settings
 from .base import BrokenTask, HugeInt, TaskFormat, check_number, marker_name, parse_json_int
 
+JUDGE_PATH = "/usr/local/bin:/usr/bin:/bin"
+"""The PATH the judge and the submission see, wherever they run."""
 MAX_RUNTIME_S = 3600.0
 MAX_MEMORY_MB = 1024 * 1024
 MAX_TESTS = 100_000
@@ -210,9 +213,15 @@ class UsacoFormat(TaskFormat):
         memory_mb = int((task.limits.test_memory_mb or 256) * settings.limit_multiplier)
         tests = data(task).tests(task)
         semantics = settings.usaco_judge
-        # The judge runs as a command of the sandbox, local or not: whatever the submission starts
-        # (setsid daemons included) is the sandbox's, and dies with it.
-        if sandbox.host_root is not None:
+        # The submission is a process of the sandbox, local or not: whatever it starts (setsid
+        # daemons included) is the sandbox's, and dies with it. Where the sandbox's processes run on
+        # this host, the judge runs here and starts it into the sandbox; elsewhere the judge is a
+        # command of the sandbox.
+        launch = sandbox.host_launch()
+        if sandbox.host_root is not None and launch is not None:
+            report = self._judge_on_host(source, tests, time_limit, memory_mb, semantics, sandbox.host_root,
+                                         launch)
+        elif sandbox.host_root is not None:
             # Locally the tests are read where they are (copies would only add places to find
             # them) and the submission works in a fresh folder holding nothing but its source.
             workdir = tempfile.mkdtemp(prefix="judge-", dir=sandbox.host_root)
@@ -234,6 +243,29 @@ class UsacoFormat(TaskFormat):
                          metrics={"tests_passed": report["passed"], "tests_total": report["total"],
                                   "time_limit_s": time_limit, "memory_mb": memory_mb})
 
+    def _judge_on_host(self, source: str, tests: list[tuple[Path, Path]], time_limit: float, memory_mb: int,
+                       semantics: str, host_root: Path, launch: HostLaunch) -> dict[str, Any]:
+        """Judge in this worker; each submission is started as one of the sandbox's processes.
+
+        The same judge code as in a sandbox command, without an interpreter that only starts another
+        (one Python start-up per attempt, the largest per-task cost of a local run). The tests are
+        read where they are, the submission works in a fresh folder holding nothing but its source,
+        gets the judge's minimal environment (no secret) plus the sandbox's token, joins the
+        sandbox's cgroup before exec and leads a process group the sandbox kills at close: whatever
+        it starts (setsid daemons included) dies with the attempt.
+        """
+        workdir = Path(tempfile.mkdtemp(prefix="judge-", dir=host_root))
+        try:
+            return judge_mod.judge_submission(
+                source, tests, time_limit_s=time_limit, memory_mb=memory_mb, workdir=workdir,
+                python=sys.executable, semantics=semantics,
+                extra_env={"PATH": JUDGE_PATH, **launch.env}, before_exec=launch.preexec,
+                on_start=launch.on_start)
+        except judge_mod.JudgeSetupError as e:
+            raise VerifierError(f"cannot judge: {e}") from e
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
     def _judge_in_sandbox(self, source: str, tests: list[tuple[Path, Path]], time_limit: float,
                           memory_mb: int, semantics: str, sandbox: Sandbox, python: str = "python3",
                           local_workdir: str | None = None) -> dict[str, Any]:
@@ -252,7 +284,7 @@ class UsacoFormat(TaskFormat):
             raise VerifierError(f"cannot prepare the judge: {e}") from e
         budget = len(tests) * (time_limit + 5) + 30
         result = sandbox.exec([python, "-I", "-c", judge_mod.SANDBOX_LOADER], timeout=budget, stdin=payload,
-                              user="0", env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"})
+                              user="0", env={"PATH": JUDGE_PATH, "LANG": "C.UTF-8"})
         if not result.ok:
             raise VerifierError(f"the judge failed in the sandbox (exit {result.exit_code}, "
                                 f"timed out: {result.timed_out}): {result.stderr[-2000:]}")
