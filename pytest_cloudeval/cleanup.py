@@ -2,11 +2,14 @@
 
 Scoped to one run whenever a run id is given from any source (``--run-id``, ``CLOUDEVAL_RUN_ID``, the
 ``cloudeval_run_id`` ini key, ``--resume``): other runs may be going on on the same engine or project.
-Only a command with no run id at all sweeps every cloudeval sandbox.
+Only a command with no run id at all sweeps every cloudeval sandbox, and only the sandbox kinds it
+may mean: ``--cleanup --cloud NAME`` without a run id sweeps that cloud (every run's or one pool's
+workers), not the local engine's sandboxes of every run, unless ``--sandbox KIND`` names one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -43,7 +46,15 @@ def cleanup_all(config: pytest.Config) -> int:
         for name, loader in (batch or {}).items():
             loaders.setdefault(name, loader)
     whose = f"run {run_id}'s" if run_id else "every run's"
+    cloud = getattr(config.option, "cloudeval_cloud", None)
+    named = _named_sandbox(config)
     for name, loader in sorted(loaders.items()):
+        if cloud and not run_id and name != named:
+            # A cloud sweep of every run (or of a pool) must not also empty this machine's engine of
+            # every run's sandboxes: other runs may be going on here (CI).
+            print(f"cloudeval --cleanup: {name} sandboxes not swept: --cloud={cloud} without a run id sweeps "
+                  f"the cloud only (add --run-id, or --sandbox={name}, to sweep them too)")
+            continue
         try:
             cls = loader()
         except ImportError as e:
@@ -64,7 +75,6 @@ def cleanup_all(config: pytest.Config) -> int:
     for batch in config.hook.pytest_cloudeval_backends():
         for name, loader in (batch or {}).items():
             backends.setdefault(name, loader)
-    cloud = getattr(config.option, "cloudeval_cloud", None)
     for name, loader in sorted(backends.items()):
         if name != cloud:  # a cloud is swept only when named (it needs its project and credentials)
             continue
@@ -79,3 +89,10 @@ def cleanup_all(config: pytest.Config) -> int:
     for line in failures:
         print(f"cloudeval --cleanup FAILED: {line}")
     return 1 if failures else 0
+
+
+def _named_sandbox(config: pytest.Config) -> str | None:
+    """The sandbox kind the user named (option, environment or ini), None when only the default applies."""
+    option = next(opt for opt in CORE_OPTIONS if opt.dest == "cloudeval_sandbox")
+    value = resolve(config, dataclasses.replace(option, default=None), dict(os.environ))
+    return str(value) if value else None

@@ -75,3 +75,26 @@ def test_cleanup_says_which_sandboxes_it_did_not_sweep(tmp_path: Path) -> None:
     k8s = [line for line in lines if line.startswith("cloudeval --cleanup: k8s ")]
     assert len(k8s) == 1 and "k8s sandboxes not swept: no cluster named" in k8s[0] and "--sandbox=k8s" in k8s[0], \
         res.stdout
+
+
+def test_cloud_sweep_without_a_run_id_spares_the_local_engines_sandboxes(tmp_path: Path,
+                                                                          docker_api: Any) -> None:  # noqa: F811
+    """``--cleanup --cloud=gke [--keep-workers P]`` with no run id sweeps the cloud, not every run's
+    containers on this machine (it did: a concurrent run's sandbox was killed mid-task)."""
+    bystander = new_run_id("bystander")
+    created = docker_api.create_container(BASE_IMAGE, command=["sleep", "infinity"],
+                                          labels={"cloudeval": "true", "cloudeval.run": bystander},
+                                          host_config=docker_api.create_host_config(init=True))
+    docker_api.start(created["Id"])
+    try:
+        kubeconfig = tmp_path / "kubeconfig"  # no cluster: the cloud part fails, and says so
+        res = run_pytest(tmp_path, "--cleanup", "--cloud=gke", f"--kubeconfig={kubeconfig}", "--keep-workers", "pool1")
+        assert "docker sandboxes not swept: --cloud=gke without a run id" in res.stdout, res.stdout + res.stderr
+        assert len(run_containers(docker_api, bystander)) == 1, "a cloud sweep removed a local sandbox of another run"
+        # (``--sandbox=docker`` would name the local sweep of every run: not run here, it would empty the
+        # engine under the other tests running in parallel.)
+    finally:
+        try:
+            docker_api.remove_container(created["Id"], force=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass

@@ -513,7 +513,7 @@ def test_bad_option_values_are_usage_errors_naming_their_source(pytester: pytest
     result = pytester.runpytest_subprocess("--cloud=gce", "-n", "1")
     result.stderr.fnmatch_lines(["*--cloud=gce needs a project*GCP_PROJECT_ID*"])
     result = pytester.runpytest_subprocess("--cloud=nimbus", "-n", "1")
-    result.stderr.fnmatch_lines(["*--cloud 'nimbus': unknown cloud (known: gce)*"])
+    result.stderr.fnmatch_lines(["*--cloud 'nimbus': unknown cloud (known: gce, gke)*"])
     pytester.makeini("[pytest]\ngce_disk_gb = 5\n")
     result = pytester.runpytest_subprocess("--cloud=gce", "-n", "1", "--gce-project=emu-project")
     result.stderr.fnmatch_lines(["*ini option gce_disk_gb: invalid value '5'*"])

@@ -11,6 +11,7 @@ import pytest
 from pytest_cloudeval.artifacts.settings import StoreSettings, resolve_store
 from pytest_cloudeval.backends import wiring
 from pytest_cloudeval.backends.gce.config import GCE_OPTIONS, GceConfig
+from pytest_cloudeval.backends.gke.config import GKE_OPTIONS
 from pytest_cloudeval.backends.options import BACKEND_OPTIONS, CLOUD_OPTIONS, CloudSettings
 from pytest_cloudeval.sandbox.base import SandboxOptions
 from pytest_cloudeval.settings import CORE_OPTIONS, Settings, settings_from_config
@@ -109,8 +110,10 @@ def test_the_cloud_sections_are_resolved_from_their_own_tables(pytester: pytest.
 
 
 def test_option_tables_do_not_overlap() -> None:
-    tables = [CORE_OPTIONS, CLOUD_OPTIONS, GCE_OPTIONS]
+    from pytest_cloudeval.sandbox.k8s_config import K8S_OPTIONS
+
+    tables = [CORE_OPTIONS, CLOUD_OPTIONS, GCE_OPTIONS, GKE_OPTIONS, K8S_OPTIONS]
     dests = [o.dest for table in tables for o in table]
     flags = [o.flag for table in tables for o in table]
     assert len(set(dests)) == len(dests) and len(set(flags)) == len(flags)
-    assert BACKEND_OPTIONS == CLOUD_OPTIONS + GCE_OPTIONS
+    assert BACKEND_OPTIONS == CLOUD_OPTIONS + GCE_OPTIONS + GKE_OPTIONS
