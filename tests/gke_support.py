@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import re
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from tests.k8s_support import emulator
+from tests.live import LiveProcess
 
 REPO = Path(__file__).resolve().parent.parent
 ADD = "a, b = map(int, input().split())\nprint(a + b)\n"
@@ -78,49 +75,11 @@ def run(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProc
                           timeout=timeout, env=_env())
 
 
-class Live:
+class Live(LiveProcess):
     """A pytest subprocess whose output is read line by line in the background."""
 
     def __init__(self, cwd: Path, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=_env())
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            self._queue.put(line)
-
-    def wait_for(self, pattern: str, timeout: float = 120) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                if self.proc.poll() is not None and self._queue.empty():
-                    break
-                continue
-            match = re.search(pattern, line)
-            if match:
-                return match
-        raise AssertionError(f"no line matching {pattern!r}; output:\n{self.output}")
-
-    def finish(self, timeout: float = 180) -> int:
-        code = self.proc.wait(timeout=timeout)
-        time.sleep(0.2)  # let the reader drain
-        return code
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        super().__init__([sys.executable, "-m", "pytest", *args], cwd, _env())
 
 
 def kubectl(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

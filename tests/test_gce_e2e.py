@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import shutil
 import signal
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.live import LiveProcess
 
 if os.environ.get("CLOUDEVAL_SKIP_DOCKER") == "1":
     pytest.skip("CLOUDEVAL_SKIP_DOCKER=1", allow_module_level=True)
@@ -105,49 +106,11 @@ def _env() -> dict[str, str]:
     return env
 
 
-class Live:
+class Live(LiveProcess):
     """A pytest subprocess whose output is read line by line in the background."""
 
     def __init__(self, cwd: Path, *args: str) -> None:
-        self.proc = subprocess.Popen(pytest_cmd(*args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=_env())
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            self._queue.put(line)
-
-    def wait_for(self, pattern: str, timeout: float = 120) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                if self.proc.poll() is not None and self._queue.empty():
-                    break
-                continue
-            match = re.search(pattern, line)
-            if match:
-                return match
-        raise AssertionError(f"no line matching {pattern!r}; output:\n{self.output}")
-
-    def finish(self, timeout: float = 180) -> int:
-        code = self.proc.wait(timeout=timeout)
-        time.sleep(0.2)  # let the reader drain
-        return code
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        super().__init__(pytest_cmd(*args), cwd, _env())
 
 
 def run_instances(emulator: GceEmulator, run_id: str) -> list[dict[str, Any]]:
