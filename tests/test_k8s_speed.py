@@ -128,3 +128,91 @@ def test_a_task_image_with_a_workdir_starts_without_asking_the_pod(tmp_path: Pat
         assert result.stdout.split() == ["/work/here", "0"], result.stdout + result.stderr
     finally:
         box.close()
+
+
+# -- pods made ahead (``prepare``) --------------------------------------------------------------------
+def _spec_of(pod: str) -> dict[str, Any]:
+    found = [p for p in emulator().pods() if p["metadata"]["name"] == pod]
+    assert found, f"pod {pod} is not in the emulator"
+    return dict(found[0]["spec"])
+
+
+def test_a_pod_made_ahead_gets_the_usual_deadline_when_its_attempt_starts(tmp_path: Path) -> None:
+    """A pod made ahead waits for the attempt before it, so it is made with a longer deadline; the
+    attempt's start lowers it to the usual one (counted from then), which a forgotten pod then meets."""
+    from pytest_cloudeval.sandbox import k8s
+
+    box = make_box(tmp_path, new_run_id("k8s-ahead"))
+    try:
+        box.prepare()
+        usual = box._deadline_s
+        assert _spec_of(str(box.pod))["activeDeadlineSeconds"] == usual + k8s.AHEAD_DEADLINE_S
+        box.start()
+        lowered = _spec_of(str(box.pod))["activeDeadlineSeconds"]
+        assert usual < lowered <= usual + 60, (usual, lowered)
+        assert box.exec(["sh", "-c", "echo ok"], timeout=30).stdout == "ok\n"
+        assert "deadline" not in box.limits, box.limits
+    finally:
+        box.close()
+
+
+def test_a_pod_made_ahead_and_lost_while_waiting_is_replaced(tmp_path: Path) -> None:
+    """Evicted or deleted between ``prepare`` and ``start``: the attempt gets a fresh pod, not an error."""
+    box = make_box(tmp_path, new_run_id("k8s-ahead-lost"))
+    try:
+        box.prepare()
+        first = str(box.pod)
+        emulator().cluster.evict("default", first)
+        box.start()
+        assert box.pod != first
+        assert box.exec(["sh", "-c", "echo fresh"], timeout=30).stdout == "fresh\n"
+        assert "replaced" in box.limits.get("prepared_ahead", ""), box.limits
+    finally:
+        box.close()
+    assert all(p["metadata"]["name"] not in (first, box.pod) or p["metadata"].get("deletionTimestamp")
+               or p["status"].get("phase") in ("Failed", "Succeeded") for p in emulator().pods())
+
+
+def test_the_emulator_lowers_a_deadline_and_refuses_the_rest(tmp_path: Path) -> None:
+    """As the API server: a running pod's deadline may be lowered, never raised; other spec fields stay."""
+    from pytest_cloudeval.errors import SandboxError
+    from pytest_cloudeval.sandbox import k8s_api
+
+    box = make_box(tmp_path, new_run_id("k8s-patch"))
+    try:
+        box.start()
+        api = k8s_api.rest(box.cfg)
+        deadline = _spec_of(str(box.pod))["activeDeadlineSeconds"]
+        for refused in ({"spec": {"activeDeadlineSeconds": deadline + 1}},
+                        {"spec": {"containers": [{"name": "task", "image": "other"}]}},
+                        {"spec": {"activeDeadlineSeconds": 0}}):
+            with pytest.raises(SandboxError, match="422|Invalid"):
+                k8s_api.call("patch", lambda body=refused: api.patch_pod(box.namespace, str(box.pod), body))
+        api.patch_pod(box.namespace, str(box.pod), {"metadata": {"labels": {"seen": "yes"}},
+                                                    "spec": {"activeDeadlineSeconds": deadline - 5}})
+        assert _spec_of(str(box.pod))["activeDeadlineSeconds"] == deadline - 5
+        assert box.exec(["true"], timeout=30).ok
+    finally:
+        box.close()
+
+
+def test_the_pod_knows_when_commands_run_as_root(tmp_path: Path) -> None:
+    """As the Docker sandbox: ``default_user_is_root`` lets the Harbor verifier make its fresh folder
+    and run test.sh in one exec. True for an image whose user is root (learned in the pod, or from the
+    local engine when nothing is asked), False for the runner image's ``agent`` user."""
+    from pytest_cloudeval.model import TaskEnvironment
+    from tests.docker_support import BASE_IMAGE
+
+    cases = [({"environment": TaskEnvironment(image=BASE_IMAGE)}, True),
+             ({"environment": TaskEnvironment(image=BASE_IMAGE, workdir="/w")}, True),
+             ({}, False),
+             ({"environment": TaskEnvironment(image=BASE_IMAGE), "user": "nobody"}, False)]
+    for spec, root in cases:
+        box = make_box(tmp_path, new_run_id("k8s-root"), **spec)
+        try:
+            box.start()
+            assert box.default_user_is_root is root, (spec, box.user)
+            uid = box.exec(["id", "-u"], timeout=30).stdout.strip()
+            assert (uid == "0") is root, (spec, uid)
+        finally:
+            box.close()

@@ -28,8 +28,12 @@ from .k8s_config import _STASH, config_of
 from .k8s_images import image_for_pod
 
 RUNNER_USER = "agent"
+ROOT_NAMES = ("root", "0", "0:0")
 DEADLINE_MARGIN_S = 1800
 """activeDeadlineSeconds = twice the task's time plus this: only forgotten pods ever reach it."""
+AHEAD_DEADLINE_S = 6 * 3600
+"""Added to the deadline of a pod made ahead (``prepare``), which waits for the attempt before it;
+``start`` lowers it to the usual one, counted from then (a pod's deadline may only be lowered)."""
 POLL_S = 1.0
 """Pod start: polls confirm what the watch says, or replace it where watches do not work."""
 WATCH_S = 10.0
@@ -63,6 +67,8 @@ def image_without_engine(spec: SandboxSpec, prebuilt: Mapping[str, str]) -> str:
 class K8sSandbox(Sandbox):
     name = "k8s"
     capabilities: ClassVar[Capability] = Capability.PROCESS | Capability.CONTAINER
+    prepares_ahead = True
+    """``prepare()`` creates the pod and waits for it to run (and learns its user) before the attempt."""
 
     def __init__(self, spec: SandboxSpec) -> None:
         super().__init__(spec)
@@ -81,6 +87,14 @@ class K8sSandbox(Sandbox):
         self._closed = False
         self._pending: archive.PendingArchive | None = None
         self.limits: dict[str, Any] = {}
+        self._up = False
+        self.default_user_is_root = False
+        """Commands run as root unless a ``user`` is given (known once started): ``user="0"`` is no
+        other user, so a format may fold a root step into one command (see tasks/harbor_exec.py)."""
+        self.prepared = False
+        """The pod was made by ``prepare()`` (ahead of the attempt)."""
+        self._running_since = 0.0
+        self._deadline_s = 0
 
     # -- session-wide -------------------------------------------------------------------------
     @classmethod
@@ -108,7 +122,57 @@ class K8sSandbox(Sandbox):
     def _rest(self) -> Any:
         return k8s_api.rest(self.cfg)
 
+    def prepare(self) -> None:
+        """The pod, up and running, ahead of its attempt: everything ``start()`` does (nothing of the
+        task goes in); its deadline is longer by ``AHEAD_DEADLINE_S`` until ``start()`` lowers it."""
+        self._bring_up(ahead=True)
+        self.prepared = True
+
     def start(self) -> None:
+        if not self._up:
+            self._bring_up(ahead=False)
+            return
+        if self.prepared:
+            self._take_prepared()
+
+    def _take_prepared(self) -> None:
+        """Lower the prepared pod's deadline to the usual one counted from now; a pod that is no longer
+        running (evicted, deleted, past its deadline while it waited) is replaced by a fresh one."""
+        api = k8s_api.rest(self.cfg)
+        waited = int(time.monotonic() - self._running_since)
+        from kubernetes.client.exceptions import ApiException
+
+        pod: Mapping[str, Any] = {}
+        try:
+            pod = k8s_api.call(f"patch pod {self.pod}", lambda: api.patch_pod(
+                self.namespace, str(self.pod), {"spec": {"activeDeadlineSeconds": self._deadline_s + waited + 1}}),
+                passthrough_404=True)
+        except ApiException:
+            pass  # 404: the pod is gone (a fresh one below)
+        except SandboxError as e:
+            # A cluster that refuses the patch (RBAC without pods/patch): the longer deadline stays.
+            self.limits["deadline"] = f"not lowered after the pod waited ahead ({str(e)[:200]})"
+            try:
+                pod = k8s_api.call(f"read pod {self.pod}", lambda: api.read_pod(self.namespace, str(self.pod)),
+                                   passthrough_404=True)
+            except ApiException:
+                pass
+        status, meta = pod.get("status") or {}, pod.get("metadata") or {}
+        if status.get("phase") == "Running" and not meta.get("deletionTimestamp"):
+            return
+        gone = self.pod
+        try:
+            api.delete_pod(self.namespace, str(gone), grace_period_seconds=0)
+        except Exception:  # noqa: BLE001 - gone already, or the end-of-run sweep deletes it
+            pass
+        self.pod, self.prepared, self._pending = None, False, None
+        self._bring_up(ahead=False, suffix="-r")
+        self.limits["prepared_ahead"] = f"pod {gone} made ahead was no longer running: replaced"
+
+    def _bring_up(self, ahead: bool, suffix: str = "") -> None:
+        if self._closed:
+            raise SandboxError("sandbox started after close()")
+        self._up = True  # also when it fails: close() deletes whatever got created, never a second try
         cfg, spec = self.cfg, self.spec
         self.namespace = k8s_api.namespace_of(cfg)
         if self.image is None and not cfg.local_engine:
@@ -132,15 +196,17 @@ class K8sSandbox(Sandbox):
         self.limits = {"network": "bridge" if spec.network else "none (deny-all NetworkPolicy)",
                        "cpus": spec.cpus, "memory_mb": spec.memory_mb, "gpus": spec.task.limits.gpus or 0}
         timeout = spec.task.limits.agent_timeout_s or 3600
+        self._deadline_s = int(2 * timeout + DEADLINE_MARGIN_S)
         body = k8s_api.pod_manifest(
-            name=k8s_api.pod_name(spec.name), image=self.pod_image, labels=labels,
+            name=k8s_api.pod_name(spec.name[:200] + suffix), image=self.pod_image, labels=labels,
             annotations={"cloudeval/task-id": spec.task.task_id[:1000], "cloudeval/run-id": spec.run_id},
             cpus=spec.cpus, memory_mb=spec.memory_mb, gpus=int(spec.task.limits.gpus or 0),
-            workdir=self._wanted_workdir, deadline_s=int(2 * timeout + DEADLINE_MARGIN_S), cfg=cfg)
+            workdir=self._wanted_workdir, deadline_s=self._deadline_s + (AHEAD_DEADLINE_S if ahead else 0), cfg=cfg)
         api = k8s_api.rest(cfg)
         created = k8s_api.call(f"create pod {body['metadata']['name']}",
                                lambda: api.create_pod(self.namespace, body))
         self.pod = str(created["metadata"]["name"])
+        self._running_since = time.monotonic()  # the deadline counts from the pod's start: at most this
         self._wait_running(api, created)
         self._learn_user_and_workdir()
 
@@ -188,30 +254,48 @@ class K8sSandbox(Sandbox):
         if self.user is None and not self._own_image:
             self.user = RUNNER_USER
         if self.user is None and self._wanted_workdir:
-            return  # the image's own user and a known folder: nothing to ask the pod
+            # The image's own user and a known folder: nothing to ask the pod; whether that user is
+            # root, the local engine knows from the image (without one: not known, taken as not root).
+            self.default_user_is_root = self._image_user_is_root()
+            return
         key = (str(self.pod_image), self.user or "", self._wanted_workdir or "")
         lines = _learned.get(key)
         if lines is None:
-            # The image's working folder and the user's uid/gid: asked once per image and user per process.
-            script = 'pwd; u="$1"; [ -n "$u" ] && id -u "${u%%:*}" 2>/dev/null && id -g "${u%%:*}" 2>/dev/null; true'
+            # The image's working folder, its default user's uid and the user's uid/gid: asked once per
+            # image and user per process.
+            script = ('pwd; id -u; u="$1"; [ -n "$u" ] && id -u "${u%%:*}" 2>/dev/null && '
+                      'id -g "${u%%:*}" 2>/dev/null; true')
             result = self._exec_raw(["sh", "-c", script, "sh", self.user or ""], timeout=60, env={}, cwd=None,
                                     user=None, stdin=None)
-            lines = result.stdout.split()
-            if result.ok and lines:
+            lines = result.stdout.splitlines()
+            if result.ok and len(lines) >= 2:
                 _learned[key] = lines
         if not self._wanted_workdir and lines:
             self._workdir = lines[0]
-        if self.user and self.user not in ("root", "0", "0:0"):
-            if len(lines) >= 3 and lines[1].isdigit() and lines[2].isdigit():
-                self.owner = archive.Owner(int(lines[1]), int(lines[2]))
+        pod_uid = lines[1].strip() if len(lines) >= 2 else ""
+        if self.user and self.user not in ROOT_NAMES:
+            if len(lines) >= 4 and lines[2].isdigit() and lines[3].isdigit():
+                self.owner = archive.Owner(int(lines[2]), int(lines[3]))
             elif self.spec.user is None and not self._own_image:
                 self.user = None  # a custom --sandbox-image without the runner's user: its default
             else:
                 raise SandboxError(f"user {self.user!r} does not exist in image {self.image}")
-        elif self.user in ("root", "0", "0:0"):
+        elif self.user in ROOT_NAMES:
             self.user = None
+        self.default_user_is_root = self.user is None and pod_uid == "0"
         if self.user and self._wanted_workdir:
             self.make_dirs([self._wanted_workdir])
+
+    def _image_user_is_root(self) -> bool:
+        if not self.cfg.local_engine or self.image is None:
+            return False
+        try:
+            from . import docker_engine
+
+            user = str(((docker_engine.inspect_image(self.image) or {}).get("Config") or {}).get("User") or "")
+        except Exception:  # noqa: BLE001 - not known: the format then takes the longer, always right way
+            return False
+        return user in ("", *ROOT_NAMES)
 
     @property
     def workdir(self) -> str:

@@ -33,13 +33,14 @@ class Rest:
         return url, headers
 
     def request(self, method: str, path: str, params: Mapping[str, str], *,
-                query: Sequence[tuple[str, Any]] = (), body: Any = None) -> dict[str, Any]:
+                query: Sequence[tuple[str, Any]] = (), body: Any = None,
+                content_type: str = JSON) -> dict[str, Any]:
         """The decoded JSON answer; ``ApiException`` (the client's) for any non-2xx status."""
         from kubernetes.client.exceptions import ApiException
 
         headers: dict[str, str] = {"Accept": JSON}
         if body is not None:
-            headers["Content-Type"] = JSON
+            headers["Content-Type"] = content_type
         method, url, headers, body, post = self.client.param_serialize(
             method=method, resource_path=path, path_params=dict(params), query_params=list(query),
             header_params=headers, body=body, auth_settings=["BearerToken"])
@@ -64,6 +65,13 @@ class Rest:
 
     def read_pod(self, namespace: str, name: str) -> dict[str, Any]:
         return self.request("GET", "/api/v1/namespaces/{namespace}/pods/{name}", {"namespace": namespace, "name": name})
+
+    def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch (RFC 7386) of the pod: what a running pod lets change (labels, annotations,
+        a lower ``activeDeadlineSeconds``)."""
+        return self.request("PATCH", "/api/v1/namespaces/{namespace}/pods/{name}",
+                            {"namespace": namespace, "name": name}, body=patch,
+                            content_type="application/merge-patch+json")
 
     def delete_pod(self, namespace: str, name: str, grace_period_seconds: int | None = None) -> dict[str, Any]:
         query = [] if grace_period_seconds is None else [("gracePeriodSeconds", grace_period_seconds)]

@@ -32,7 +32,7 @@ def needed(sandbox: str | None) -> list[Permission]:
         perms += [Permission(v, r, "rbac.authorization.k8s.io", why=rbac)
                   for r in ("roles", "rolebindings") for v in ("create", "delete")]
         # Granting a Role needs every permission it grants (RBAC escalation check).
-        perms += [Permission(v, "pods", why="granted to the workers (--sandbox=k8s)") for v in ("create", "watch")]
+        perms += [Permission(v, "pods", why="granted to the workers (--sandbox=k8s)") for v in ("create", "watch", "patch")]
         perms += [Permission("get", "pods", subresource="log", why="granted to the workers (--sandbox=k8s)"),
                   Permission("list", "events", why="granted to the workers (--sandbox=k8s)")]
         perms += [Permission(v, "networkpolicies", "networking.k8s.io", why="tasks without network (--sandbox=k8s)")

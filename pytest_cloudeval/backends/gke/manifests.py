@@ -118,8 +118,8 @@ def worker_job(*, name: str, image: str, labels: Mapping[str, str], cpu: str, me
 
 
 SANDBOX_RULES: tuple[dict[str, Any], ...] = (
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "list", "watch", "delete",
-                                                         "deletecollection"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "list", "watch", "patch",
+                                                         "delete", "deletecollection"]},
     {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},

@@ -349,6 +349,39 @@ class Cluster:
                 raise not_found("pods", name)
             return copy.deepcopy(record.obj)
 
+    def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """A merge patch of what a running pod lets change: labels, annotations, and
+        ``spec.activeDeadlineSeconds`` (set, or lowered: never raised), as the API server allows."""
+        meta, spec = patch.get("metadata") or {}, patch.get("spec") or {}
+        if set(patch) - {"metadata", "spec", "apiVersion", "kind"} or set(meta) - {"labels", "annotations"} or \
+                set(spec) - {"activeDeadlineSeconds"}:
+            raise invalid("Pod", name, "spec: Forbidden: pod updates may not change fields other than "
+                          "`spec.containers[*].image`, `spec.activeDeadlineSeconds`, labels and annotations "
+                          "(the emulator patches these: metadata.labels, metadata.annotations, "
+                          "spec.activeDeadlineSeconds)")
+        with self.lock:
+            record = self.pods.get((namespace, name))
+            if record is None:
+                raise not_found("pods", name)
+            if "activeDeadlineSeconds" in spec:
+                new, old = spec["activeDeadlineSeconds"], record.obj["spec"].get("activeDeadlineSeconds")
+                if not isinstance(new, int) or isinstance(new, bool) or new <= 0:
+                    raise invalid("Pod", name, "spec.activeDeadlineSeconds: Invalid value: must be a positive integer")
+                if old is not None and new > old:
+                    raise invalid("Pod", name, f"spec.activeDeadlineSeconds: Invalid value: {new}: must be less "
+                                  f"than or equal to previous value ({old})")
+                record.obj["spec"]["activeDeadlineSeconds"] = new
+            for key in ("labels", "annotations"):
+                for k, v in (meta.get(key) or {}).items():
+                    if v is None:
+                        record.obj["metadata"].setdefault(key, {}).pop(k, None)
+                    elif not isinstance(v, str):
+                        raise invalid("Pod", name, f"metadata.{key}: values must be strings")
+                    else:
+                        record.obj["metadata"].setdefault(key, {})[k] = v
+            self._bump("pods", "MODIFIED", record.obj)
+            return copy.deepcopy(record.obj)
+
     def record(self, namespace: str, name: str) -> PodRecord:
         with self.lock:
             record = self.pods.get((namespace, name))

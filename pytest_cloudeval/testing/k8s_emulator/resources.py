@@ -21,7 +21,7 @@ _VERBS_RW = ["create", "delete", "deletecollection", "get", "list", "watch"]
 CORE_RESOURCES: list[dict[str, Any]] = [
     {"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
      "verbs": ["create", "get", "list"], "shortNames": ["ns"]},
-    {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "verbs": _VERBS_RW,
+    {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "verbs": [*_VERBS_RW, "patch"],
      "shortNames": ["po"], "categories": ["all"]},
     {"name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions",
      "verbs": ["create", "get"]},

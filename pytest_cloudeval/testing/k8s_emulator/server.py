@@ -50,6 +50,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [(m, re.compile(f"^{p}$"), h) 
     ("DELETE", rf"{_NS}/pods", "delete_pods"),
     ("GET", rf"{_NS}/pods/([^/]+)", "get_pod"),
     ("GET", rf"{_NS}/pods/([^/]+)/status", "get_pod"),
+    ("PATCH", rf"{_NS}/pods/([^/]+)", "patch_pod"),
     ("DELETE", rf"{_NS}/pods/([^/]+)", "delete_pod"),
     ("GET", rf"{_NS}/pods/([^/]+)/log", "pod_log"),
     ("GET", rf"{_NS}/pods/([^/]+)/exec", "pod_exec"),
@@ -349,6 +350,14 @@ class K8sHandler(objects_routes.ObjectRoutes, BaseHTTPRequestHandler):
 
     def get_pod(self, namespace: str, name: str, body: Any) -> None:
         self._one(self.server.cluster.get_pod(namespace, name))
+
+    def patch_pod(self, namespace: str, name: str, body: Any) -> None:
+        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if kind not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            raise ApiError(415, "UnsupportedMediaType", f"the emulator patches pods with merge patches only, not {kind!r}")
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "a merge patch must be a JSON object")
+        self._json(200, self.server.cluster.patch_pod(namespace, name, body))
 
     def _grace(self, body: Any) -> float | None:
         grace = self._q("gracePeriodSeconds")
