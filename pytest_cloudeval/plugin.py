@@ -133,9 +133,14 @@ def pytest_configure(config: pytest.Config) -> None:
         guard = InterruptGuard()
         if guard.install():
             config.stash[GUARD_KEY] = guard
+    if not config.option.collectonly and settings.agent:
+        # The sandbox class (its SDK) loads while xdist starts the workers and they collect; an
+        # unknown name is a usage error now, a missing SDK when the run loop starts (ReportHooks).
+        session.load_sandbox_in_background()
     if not session.is_worker and not config.option.collectonly:
-        session.sandbox_cls()  # an unknown sandbox or a missing SDK is a usage error, before any task
-        if settings.agent:
+        if not settings.agent:
+            session.sandbox_cls()  # an unknown sandbox or a missing SDK is a usage error, before any task
+        else:
             try:
                 session.agent()
             except AgentSpecError as e:
@@ -297,12 +302,32 @@ class ReportHooks:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        state = self.session
+        if not state.is_worker and not session.config.option.collectonly and state.settings.agent:
+            state.sandbox_loaded()  # a missing SDK is a usage error before any task runs
         try:
             return (yield)
         finally:
             guard = session.config.stash.get(GUARD_KEY, None)
             if guard is not None:
                 guard.teardown = True  # from here on a signal must not break the teardown
+            if not state.is_worker:
+                warm_reporters(session.config)
+
+
+def warm_reporters(config: pytest.Config) -> None:
+    """While xdist stops the workers, the reporters load what they need (``Reporter.warm_up``: the
+    HTML template's engine and compiled template), in a thread: the run files are written sooner."""
+    from .reporters.base import unique
+
+    def warm() -> None:
+        for reporter in unique(config.hook.pytest_cloudeval_reporters()):
+            try:
+                reporter.warm_up()
+            except Exception:  # noqa: BLE001 - render() reports it, if it happens again
+                pass
+
+    threading.Thread(target=warm, name="cloudeval-reporters-warm", daemon=True).start()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "cloudeval_result", None)
@@ -353,6 +378,8 @@ def _sweep_sandboxes(session: pytest.Session, state: CloudEvalSession) -> None:
     so run earlier) has stopped the workers, so this finds what a killed worker could not remove."""
     try:
         cls = state._sandbox_cls
+        if cls is None and state._sandbox_loading is not None:
+            cls = state.sandbox_loaded()  # the run ended (Ctrl+C) while the class was loading
         if cls is not None:
             cls.session_cleanup(state.settings.run_id)
     except Exception as e:  # noqa: BLE001 - cleanup must not hide the results

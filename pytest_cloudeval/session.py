@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from .redact import Redactor
 from .results import atomic_write_json, result_dirname
 from .runner import Attempt, run_attempt, sandbox_spec, skip_reason
 from .sandbox.base import Sandbox
+from .sandbox.config import options_from_settings
 from .settings import Settings
 from .tasks.base import BrokenTask, TaskFormat
 
@@ -38,6 +40,8 @@ class CloudEvalSession:
         self._formats: dict[str, TaskFormat] | None = None
         self._agent: Agent | None = None
         self._sandbox_cls: type[Sandbox] | None = None
+        self._sandbox_lock = threading.Lock()
+        self._sandbox_loading: threading.Thread | None = None
         self._markers: set[str] = set()
         self.is_worker = hasattr(config, "workerinput")
         self.started = 0.0
@@ -58,20 +62,49 @@ class CloudEvalSession:
             self._formats = found
         return self._formats
 
+    def _sandbox_loader(self) -> Any:
+        loaders: dict[str, Any] = {}
+        for batch in self.config.hook.pytest_cloudeval_sandboxes():
+            for name, loader in (batch or {}).items():
+                loaders.setdefault(name, loader)
+        name = self.settings.sandbox
+        if name not in loaders:
+            raise pytest.UsageError(f"--sandbox {name!r}: unknown sandbox (known: {', '.join(sorted(loaders))})")
+        return loaders[name]
+
     def sandbox_cls(self) -> type[Sandbox]:
-        if self._sandbox_cls is None:
-            loaders: dict[str, Any] = {}
-            for batch in self.config.hook.pytest_cloudeval_sandboxes():
-                for name, loader in (batch or {}).items():
-                    loaders.setdefault(name, loader)
-            name = self.settings.sandbox
-            if name not in loaders:
-                raise pytest.UsageError(f"--sandbox {name!r}: unknown sandbox (known: {', '.join(sorted(loaders))})")
-            try:
-                self._sandbox_cls = loaders[name]()
-            except MissingExtraError as e:
-                raise pytest.UsageError(f"--sandbox {name}: {e}") from e
-        return self._sandbox_cls
+        """The ``--sandbox`` class, loaded once (thread-safe: waits for a load in the background)."""
+        with self._sandbox_lock:
+            if self._sandbox_cls is None:
+                loader = self._sandbox_loader()
+                try:
+                    self._sandbox_cls = loader()
+                except MissingExtraError as e:
+                    raise pytest.UsageError(f"--sandbox {self.settings.sandbox}: {e}") from e
+            return self._sandbox_cls
+
+    def load_sandbox_in_background(self) -> None:
+        """Load the sandbox class (its SDK's import: ~0.3 s of CPU for docker) and let it warm up
+        (``Sandbox.warm_up``) in a thread, so that work overlaps the start of the workers and the
+        collection instead of delaying the first attempt. An unknown name is a usage error at once;
+        a failing load is reported by the next ``sandbox_cls()`` call (see ``sandbox_loaded``)."""
+        self._sandbox_loader()  # cheap: no import, just the names
+        thread = threading.Thread(target=self._load_and_warm, name="cloudeval-sandbox-load", daemon=True)
+        self._sandbox_loading = thread
+        thread.start()
+
+    def _load_and_warm(self) -> None:
+        try:
+            self.sandbox_cls().warm_up(options_from_settings(self.settings))
+        except Exception:  # noqa: BLE001 - sandbox_loaded() or the first attempt reports it
+            pass
+
+    def sandbox_loaded(self) -> type[Sandbox]:
+        """``sandbox_cls()`` once the background load (if any) has ended: its error, if it failed."""
+        thread = self._sandbox_loading
+        if thread is not None:
+            thread.join()
+        return self.sandbox_cls()
 
     def agent(self) -> Agent:
         if self._agent is None:

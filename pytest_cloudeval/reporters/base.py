@@ -63,6 +63,10 @@ class Reporter(ABC):
     def render(self, run: RunSummary, ctx: ReportContext) -> bytes | None:
         """The file's content."""
 
+    def warm_up(self) -> None:
+        """Optional: load what ``render`` needs that does not depend on the run (imports, templates).
+        Called at most once, in a background thread, while the run's workers stop; errors are ignored."""
+
     def existing(self, ctx: ReportContext) -> Path | None:
         """A file another tool writes for this reporter (pytest's own JUnit XML), to upload as is."""
         return None

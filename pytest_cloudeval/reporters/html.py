@@ -101,5 +101,9 @@ class HtmlReporter(Reporter):
     name = "html"
     filename = "report.html"
 
+    def warm_up(self) -> None:
+        _assets()
+        _environment().get_template("report.html.j2")
+
     def render(self, run: RunSummary, ctx: ReportContext) -> bytes | None:
         return render_html(run, ctx).encode("utf-8")

@@ -183,6 +183,13 @@ class Sandbox(ABC):
         """
 
     @classmethod
+    def warm_up(cls, options: SandboxOptions) -> None:
+        """Optional: make this process's first sandbox quicker (open a client, negotiate with the
+        engine). Called once per process of an agent run, in a background thread, as soon as the
+        class is loaded (while pytest collects), concurrently with anything else; it must create no
+        sandbox and need no cleanup. Errors are ignored (the first real call reports them)."""
+
+    @classmethod
     def session_teardown(cls) -> None:
         """Called once per process (controller and every worker) at the end of its session: wait,
         bounded, for work this process left running in the background (e.g. removals of closed

@@ -118,6 +118,11 @@ class DockerSandbox(Sandbox):
         engine.with_retries("ping", api.ping)
 
     @classmethod
+    def warm_up(cls, options: SandboxOptions) -> None:
+        """The SDK's client, with the API version negotiated (one engine call), before the first task."""
+        engine.client()
+
+    @classmethod
     def session_teardown(cls) -> None:
         """Wait (bounded) for the removals of closed containers still running in the background."""
         try:
