@@ -314,6 +314,19 @@ class ReportHooks:
             if not state.is_worker:
                 warm_reporters(session.config)
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "cloudeval_result", None)
+        if data is not None:
+            self.session.results[report.nodeid] = data
+            files = getattr(report, "cloudeval_files", None)
+            if files and not self.session.is_worker:
+                task_dir = unpack_task_dir(self.session.settings, data, files, self.session.redactor)
+                if task_dir is not None:
+                    # The remote worker does not upload (no store credentials on VMs); the
+                    # controller takes over as soon as the folder has arrived.
+                    self.session.config.hook.pytest_cloudeval_task_finished(
+                        result=data, task_dir=task_dir, settings=self.session.settings)
+
 
 def warm_reporters(config: pytest.Config) -> None:
     """While xdist stops the workers, the reporters load what they need (``Reporter.warm_up``: the
@@ -328,19 +341,6 @@ def warm_reporters(config: pytest.Config) -> None:
                 pass
 
     threading.Thread(target=warm, name="cloudeval-reporters-warm", daemon=True).start()
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = getattr(report, "cloudeval_result", None)
-        if data is not None:
-            self.session.results[report.nodeid] = data
-            files = getattr(report, "cloudeval_files", None)
-            if files and not self.session.is_worker:
-                task_dir = unpack_task_dir(self.session.settings, data, files, self.session.redactor)
-                if task_dir is not None:
-                    # The remote worker does not upload (no store credentials on VMs); the
-                    # controller takes over as soon as the folder has arrived.
-                    self.session.config.hook.pytest_cloudeval_task_finished(
-                        result=data, task_dir=task_dir, settings=self.session.settings)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
