@@ -356,7 +356,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(SESSION_KEY, None)
-    if state is None or state.is_worker:
+    if state is None:
+        return
+    if state.is_worker:
+        _freeze_heap(session, state)
         return
     try:
         if state.results or (not session.config.option.collectonly
@@ -365,6 +368,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     finally:
         # Also after Ctrl+C or a failing hook: whatever a crashed worker or an interrupted task left.
         _sweep_sandboxes(session, state)
+        _freeze_heap(session, state)
+
+
+def _freeze_heap(session: pytest.Session, state: CloudEvalSession) -> None:
+    """At the end of an agent run's session, move every live object to the collector's permanent
+    generation (``gc.freeze``). pytest then runs five full collections before the process exits
+    (looking for unraisable exceptions): with the plugin's modules, SDKs and results frozen they
+    walk only what is made after this point (~0.1 s less per process, on the path of the run's end,
+    since the controller waits for each worker to exit). Nothing of the run is lost: every task
+    has ended, and objects that hold sandboxes were closed explicitly (the cleanup does not rely on
+    the collector). Plain test suites keep pytest's full sweep."""
+    if not state.settings.agent or session.config.option.collectonly:
+        return
+    import gc
+
+    gc.freeze()
 
 
 def _finish_run(session: pytest.Session, state: CloudEvalSession, exitstatus: int) -> None:

@@ -21,8 +21,7 @@ LOG = Path(__file__).parent / "loads.jsonl"
 
 def _note(what):
     with open(LOG, "a") as f:
-        f.write(json.dumps({"what": what, "pid": os.getpid(), "thread": threading.current_thread().name,
-                            "worker": os.environ.get("PYTEST_XDIST_WORKER", "main")}) + "\\n")
+        f.write(json.dumps({"what": what, "pid": os.getpid(), "thread": threading.current_thread().name}) + "\\n")
 
 
 class Recording(LocalSandbox):
