@@ -385,3 +385,19 @@ def test_usaco_verdicts_match_the_local_sandbox(tmp_path: Path, bench: str, dock
         assert {pid: v[0] for pid, v in verdicts["docker"].items()} == EXPECTED
     else:
         assert len(verdicts["docker"]) >= 6 and {v[0] for v in verdicts["docker"].values()} == {"ACCEPTED"}
+
+
+def test_a_local_engine_client_skips_the_environment_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the local socket no proxy or .netrc applies: the client does not look them up per call, and
+    a proxy set in the environment does not break it."""
+    require_docker()
+    if os.environ.get("DOCKER_HOST", "unix://").split("://")[0] != "unix":
+        pytest.skip("the engine is not on a local socket here")
+    from pytest_cloudeval.sandbox import docker_engine as engine
+
+    monkeypatch.setattr(engine, "_clients", {})
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    api = engine.client(engine.QUICK_TIMEOUT_S)
+    assert api.trust_env is False
+    assert api.ping()

@@ -134,6 +134,10 @@ def client(timeout: float = ENGINE_TIMEOUT_S) -> Any:
     except SandboxError as e:
         _unreachable = (engine_address(), time.monotonic() + UNREACHABLE_S, str(e))
         raise
+    if str(getattr(api, "base_url", "")).startswith("http+docker://"):
+        # A local socket: no proxy, .netrc or CA-bundle lookup of the environment applies, and
+        # requests would make them on every call (~0.5 ms of CPU each, a dozen calls per attempt).
+        api.trust_env = False
     with _clients_lock:
         _clients[key] = api
     return api
