@@ -303,7 +303,8 @@ class ReportHooks:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         state = self.session
-        if not state.is_worker and not session.config.option.collectonly and state.settings.agent:
+        agent_run = not state.is_worker and not session.config.option.collectonly and bool(state.settings.agent)
+        if agent_run:
             state.sandbox_loaded()  # a missing SDK is a usage error before any task runs
         try:
             return (yield)
@@ -311,7 +312,7 @@ class ReportHooks:
             guard = session.config.stash.get(GUARD_KEY, None)
             if guard is not None:
                 guard.teardown = True  # from here on a signal must not break the teardown
-            if not state.is_worker:
+            if agent_run:
                 warm_reporters(session.config)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -1,6 +1,6 @@
 """The end of an agent run: every process freezes its heap (``gc.freeze``) once its session is over, so
 pytest's five full garbage collections before exit walk only what is newer (plugin.py,
-``_freeze_heap``); a plain test suite keeps pytest's full sweep."""
+``_freeze_heap``); a plain test suite keeps pytest's full sweep and loads no report template."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from tests.usaco_factory import write_benchmark
 
 RECORD_FREEZE = '''
-import gc, json, os
+import gc, json, os, sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ import pytest
 @pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config):
     with open(Path(__file__).parent / "frozen.jsonl", "a") as f:
-        f.write(json.dumps({"pid": os.getpid(), "frozen": gc.get_freeze_count(),
+        f.write(json.dumps({"pid": os.getpid(), "frozen": gc.get_freeze_count(), "jinja2": "jinja2" in sys.modules,
                             "worker": getattr(config, "workerinput", {}).get("workerid", "main")}) + "\\n")
 '''
 
@@ -50,4 +50,6 @@ def test_a_plain_suite_keeps_the_full_sweep(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_plain="def test_one():\n    assert 1 + 1 == 2\n")
     result = pytester.runpytest_subprocess("test_plain.py", "-n", "2")
     result.assert_outcomes(passed=1)
-    assert [r["frozen"] for r in _records(pytester)] == [0, 0, 0]
+    records = _records(pytester)
+    assert [r["frozen"] for r in records] == [0, 0, 0]
+    assert not any(r["jinja2"] for r in records), records  # no report, so no template warmed either
