@@ -40,7 +40,19 @@ ADD = "a, b = map(int, input().split())\nprint(a + b)\n"
 # Loaded by pytest on the controller: when each worker has collected, and the controller's peak RSS.
 TIMING_CONFTEST = '''import json, os, time
 
-_marks = {"collected": []}
+_marks = {"collected": [], "setupnodes": [], "gateway": [], "nodeready": []}
+
+
+def pytest_xdist_setupnodes(config, specs):
+    _marks["setupnodes"].append(time.time())
+
+
+def pytest_xdist_newgateway(gateway):
+    _marks["gateway"].append(time.time())
+
+
+def pytest_testnodeready(node):
+    _marks["nodeready"].append(time.time())
 
 
 def pytest_xdist_node_collection_finished(node, ids):
@@ -98,6 +110,57 @@ def tree_rss_kb(root_pid: int) -> int:
     return total
 
 
+DAEMONS = frozenset({"dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "docker-proxy"})
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(root_pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system, with reaped children) of ``root_pid``'s tree, and of Docker's
+    daemons (whose work for other users of the engine is included: an upper bound)."""
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    daemons = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm = text[text.find("(") + 1:text.rfind(")")]
+        stat = text.rsplit(")", 1)[1].split()
+        pid, ppid = int(entry), int(stat[1])
+        used = sum(int(v) for v in stat[11:15]) / TICK
+        children.setdefault(ppid, []).append(pid)
+        cpu[pid] = used
+        if comm in DAEMONS:
+            daemons += used
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo.extend(children.get(pid, []))
+    return total, daemons
+
+
+def container_cpu(ids: set[str], seen: dict[str, float]) -> float:
+    """Total CPU seconds of the VM containers ``ids`` (cgroup v1 cpuacct, or v2 cpu.stat), keeping the
+    last value of containers that are gone in ``seen``."""
+    for cid in ids:
+        for path in (f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage",
+                     f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat"):
+            try:
+                text = Path(path).read_text()
+            except OSError:
+                continue
+            if path.endswith("cpu.stat"):
+                seen[cid] = int(text.split("usage_usec", 1)[1].split()[0]) / 1e6
+            else:
+                seen[cid] = int(text) / 1e9
+            break
+    return sum(seen.values())
+
+
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -117,10 +180,29 @@ def run_pytest(root: Path, emulator: GceEmulator, run_id: str, workers: int, tas
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = [0]
     stop = threading.Event()
+    samples: list[tuple[float, float, float, float]] = []
+    """(time, CPU s of pytest and its children, of Docker's daemons, of the run's VM containers)"""
+    import docker
+
+    client = docker.from_env()
+    label = f"cloudeval.gce.emulator={emulator.state_label}"
+    daemons0 = cpu_seconds(os.getpid())[1]
+    ids: set[str] = set()
+    seen: dict[str, float] = {}
 
     def sample() -> None:
-        while not stop.wait(0.5):
-            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+        tick = 0
+        while not stop.wait(0.25):
+            tick += 1
+            if tick % 4 == 0:
+                try:
+                    ids.update(c.id for c in client.containers.list(all=True, filters={"label": label}, sparse=True)
+                               if run_id in (c.attrs.get("Names") or [""])[0])
+                except Exception:  # noqa: BLE001 - a missed sample is no error
+                    pass
+                peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            tree, daemons = cpu_seconds(proc.pid)
+            samples.append((time.time(), tree, daemons - daemons0, container_cpu(ids, seen)))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -140,6 +222,9 @@ def run_pytest(root: Path, emulator: GceEmulator, run_id: str, workers: int, tas
     stored = [json.loads(p.read_text()) for p in (results / run_id / "add").glob("*/result.json")]
     left = [i["name"] for i in emulator.instances() if run_id in i["name"]]
     collected = sorted(marks["collected"])
+    ready_at = collected[-1] if len(collected) == workers else None
+    at_ready = next((x for x in samples if ready_at is not None and x[0] >= ready_at), samples[-1] if samples else None)
+    client.close()
     return {
         "workers": workers, "wall_s": wall, "load_before": load_before, "load_after": load(),
         "vms_ready": int(ready.group(1)) if ready else None,
@@ -147,6 +232,14 @@ def run_pytest(root: Path, emulator: GceEmulator, run_id: str, workers: int, tas
         "vms_running_s": float(running.group(1)) if running else None,
         "all_workers_ready_s": collected[-1] - t0 if len(collected) == workers else None,
         "first_worker_ready_s": collected[0] - t0 if collected else None,
+        "setupnodes_s": marks["setupnodes"][0] - t0 if marks["setupnodes"] else None,
+        "last_gateway_s": max(marks["gateway"]) - t0 if marks["gateway"] else None,
+        "last_nodeready_s": max(marks["nodeready"]) - t0 if marks["nodeready"] else None,
+        # CPU seconds spent until every worker was ready (sampled every 0.25 s):
+        "cpu_at_ready": {"pytest_and_ssh": at_ready[1], "docker_daemons": at_ready[2],
+                         "vm_containers": at_ready[3]} if at_ready else None,
+        "cpu_total": {"pytest_and_ssh": samples[-1][1], "docker_daemons": samples[-1][2],
+                      "vm_containers": samples[-1][3]} if samples else None,
         "controller_peak_rss_mb": marks.get("vmhwm_kb", 0) / 1024,
         "tree_peak_rss_mb": peak[0] / 1024,
         "passed": int(passed.group(1)) if passed else 0,
@@ -182,6 +275,26 @@ def main() -> int:
               f"{len(row['vms_left'])} VM(s) left; controller peak RSS {row['controller_peak_rss_mb']:.0f} MB "
               f"(with ssh clients {row['tree_peak_rss_mb']:.0f} MB); wall {row['wall_s']:.1f} s; "
               f"load {row['load_before']} -> {row['load_after']}")
+    cores = os.cpu_count() or 1
+    for row in rows:
+        cpu = row["cpu_at_ready"]
+        if cpu:
+            n = row["workers"]
+            print(f"-n {n:>2}: CPU until all ready: pytest + ssh clients {cpu['pytest_and_ssh']:.1f} s, VM containers "
+                  f"{cpu['vm_containers']:.1f} s ({cpu['vm_containers'] / n:.2f} s per VM), Docker daemons "
+                  f"{cpu['docker_daemons']:.1f} s (whole engine); pytest started xdist's setup at "
+                  f"{_f(row['setupnodes_s'])} s, last gateway {_f(row['last_gateway_s'])} s, last worker up "
+                  f"{_f(row['last_nodeready_s'])} s")
+    if many["cpu_at_ready"] and one["all_workers_ready_s"]:
+        # The CPU floor: what the extra VMs cost on this machine's cores, added to the one-VM time.
+        cpu_many = sum(many["cpu_at_ready"].values())
+        cpu_one = sum(one["cpu_at_ready"].values()) if one["cpu_at_ready"] else 0.0
+        per_vm = (cpu_many - cpu_one) / max(1, args.vms - 1)
+        floor = one["all_workers_ready_s"] + per_vm * (args.vms - 1) / cores
+        fits = int((3 * one["all_workers_ready_s"] - one["all_workers_ready_s"]) * cores / per_vm) + 1 if per_vm else 0
+        print(f"CPU floor: {per_vm:.2f} CPU-s per extra VM (all processes) x {args.vms - 1} / {cores} cores "
+              f"+ T(1) {one['all_workers_ready_s']:.1f} s = {floor:.1f} s = {floor / one['all_workers_ready_s']:.2f}x T(1); "
+              f"VMs that fit in 3x T(1) at that cost: {fits}")
     if not (many["all_workers_ready_s"] and one["all_workers_ready_s"]):
         print("not every worker became ready: no ratio")
         return 1

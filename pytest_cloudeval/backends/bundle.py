@@ -441,6 +441,12 @@ if wait_docker_s:
             docker_ok = True
             break
         time.sleep(1)
+# This interpreter may become an xdist worker (controller.handed_over) whose PYTHONPATH names the
+# folders linked just now: forget that they were missing when the imports above looked.
+import importlib
+for path in [p for p, finder in sys.path_importer_cache.items() if finder is None]:
+    del sys.path_importer_cache[path]
+importlib.invalidate_caches()
 channel.send({"python": list(sys.version_info[:3]), "executable": sys.executable, "docker_ok": docker_ok})
 '''
 
@@ -461,6 +467,7 @@ def check_runtime(gateway: Any, site: str, timeout: float = 120.0) -> None:
     channel = gateway.remote_exec(_REMOTE_CHECK)
     channel.send((site, IMPORT_CHECK))
     ok, error = channel.receive(timeout=timeout)
+    channel.waitclose(timeout)
     if not ok:
         raise BackendError(f"the worker runtime does not import on the VM: {error.strip()}")
 
@@ -492,6 +499,7 @@ def ship(gateway: Any, base: str, bundles: Sequence[Bundle], run_dir: str, links
         channel.receive(timeout=timeout)
     channel.send((run_dir, links, wait_docker_s if want_docker else 0))
     info = channel.receive(timeout=timeout + wait_docker_s)
+    channel.waitclose(timeout)  # free the interpreter's main thread for what runs next
     python = tuple(info["python"])
     if python < (3, 10):
         raise BackendError(f"the VM's python3 is {'.'.join(map(str, python))}; the workers need 3.10 or newer "

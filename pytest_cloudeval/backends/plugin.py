@@ -263,7 +263,13 @@ class CloudXdistHooks:
 
         manager = xdist_internals.node_manager(config)
         if manager is not None:
-            prestart(manager.group, specs, self.run.say)  # see xdist_internals 8.
+            # Each host's first worker takes over the gateway its code was shipped over.
+            prestart(manager.group, specs, self.run.say,  # see xdist_internals 8.
+                     opened=lambda spec: self.run.handed_over(manager.group, spec))
+            if self.run.handed_over_count:
+                self.run.say(f"cloudeval {self.run.plan.cloud}: {self.run.handed_over_count} of {count} worker(s) "
+                             f"start on the interpreter their code was shipped over")
+        self.run.drop_handovers()
 
     def restore(self) -> None:
         if self._restore_reltoroot is not None:
