@@ -10,7 +10,14 @@ worker per VM, VMs on 127.0.0.2 and up) on trivial USACO tasks with the oracle a
   starts the workers;
 - the controller's peak RSS (``VmHWM`` of the pytest process) and the largest RSS of the whole
   process tree (pytest and its ssh clients) sampled every 0.5 s;
-- every task passed (one result.json each, outcome passed) and no instance of the run is left.
+- every task passed (one result.json each, outcome passed) and no instance of the run is left;
+- where the time goes: when the controller's bring-up ended, when the last worker's gateway opened
+  and the last worker started; and the CPU spent until every worker was ready (sampled every
+  0.25 s) by pytest and its ssh clients, by the VM containers (cgroup accounting), by Docker's
+  daemons (the whole engine's: other users of it count too), by the emulator (this process), and
+  by the whole machine (so the share other work took is visible);
+- the CPU floor: the CPU each extra VM costs, spread over the machine's cores, added to the time
+  of one VM; and how many VMs that cost lets fit within 3x the time of one.
 
     python bench/gce_scale.py [--vms 50] [--tasks-per-vm 2]
 """
@@ -114,12 +121,11 @@ DAEMONS = frozenset({"dockerd", "containerd", "containerd-shim", "containerd-shi
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(root_pid: int) -> tuple[float, float]:
-    """CPU seconds (user + system, with reaped children) of ``root_pid``'s tree, and of Docker's
-    daemons (whose work for other users of the engine is included: an upper bound)."""
+def cpu_seconds(root_pid: int, daemons_seen: dict[int, list[float]]) -> float:
+    """CPU seconds (user + system, with reaped children) of ``root_pid``'s tree; records the CPU of
+    Docker's daemons by pid in ``daemons_seen`` ([first seen, last seen]; shims come and go)."""
     children: dict[int, list[int]] = {}
     cpu: dict[int, float] = {}
-    daemons = 0.0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -134,13 +140,18 @@ def cpu_seconds(root_pid: int) -> tuple[float, float]:
         children.setdefault(ppid, []).append(pid)
         cpu[pid] = used
         if comm in DAEMONS:
-            daemons += used
+            daemons_seen.setdefault(pid, [used, used])[1] = used
     total, todo = 0.0, [root_pid]
     while todo:
         pid = todo.pop()
         total += cpu.get(pid, 0.0)
         todo.extend(children.get(pid, []))
-    return total, daemons
+    return total
+
+
+def daemon_cpu(daemons_seen: dict[int, list[float]], before: set[int]) -> float:
+    """CPU the daemons used since the baseline (``before``: pids that ran then; others from zero)."""
+    return sum(last - (first if pid in before else 0.0) for pid, (first, last) in daemons_seen.items())
 
 
 def container_cpu(ids: set[str], seen: dict[str, float]) -> float:
@@ -159,6 +170,12 @@ def container_cpu(ids: set[str], seen: dict[str, float]) -> float:
                 seen[cid] = int(text) / 1e9
             break
     return sum(seen.values())
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores, everything but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / TICK
 
 
 def load() -> str:
@@ -180,13 +197,19 @@ def run_pytest(root: Path, emulator: GceEmulator, run_id: str, workers: int, tas
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = [0]
     stop = threading.Event()
-    samples: list[tuple[float, float, float, float]] = []
-    """(time, CPU s of pytest and its children, of Docker's daemons, of the run's VM containers)"""
+    samples: list[tuple[float, float, float, float, float, float]] = []
+    """(time, CPU s of pytest and its children, of Docker's daemons, of the run's VM containers, of
+    this process (the emulator; the sampler's own CPU taken out), of the whole machine)"""
     import docker
 
     client = docker.from_env()
     label = f"cloudeval.gce.emulator={emulator.state_label}"
-    daemons0 = cpu_seconds(os.getpid())[1]
+    daemons_seen: dict[int, list[float]] = {}
+    cpu_seconds(os.getpid(), daemons_seen)
+    before = set(daemons_seen)
+    machine0 = machine_busy_seconds()
+    me0 = sum(os.times()[:2])
+    sampler_cpu = [0.0]
     ids: set[str] = set()
     seen: dict[str, float] = {}
 
@@ -201,8 +224,10 @@ def run_pytest(root: Path, emulator: GceEmulator, run_id: str, workers: int, tas
                 except Exception:  # noqa: BLE001 - a missed sample is no error
                     pass
                 peak[0] = max(peak[0], tree_rss_kb(proc.pid))
-            tree, daemons = cpu_seconds(proc.pid)
-            samples.append((time.time(), tree, daemons - daemons0, container_cpu(ids, seen)))
+            tree = cpu_seconds(proc.pid, daemons_seen)
+            sampler_cpu[0] = time.thread_time()
+            samples.append((time.time(), tree, daemon_cpu(daemons_seen, before), container_cpu(ids, seen),
+                            sum(os.times()[:2]) - me0 - sampler_cpu[0], machine_busy_seconds() - machine0))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -236,10 +261,9 @@ def run_pytest(root: Path, emulator: GceEmulator, run_id: str, workers: int, tas
         "last_gateway_s": max(marks["gateway"]) - t0 if marks["gateway"] else None,
         "last_nodeready_s": max(marks["nodeready"]) - t0 if marks["nodeready"] else None,
         # CPU seconds spent until every worker was ready (sampled every 0.25 s):
-        "cpu_at_ready": {"pytest_and_ssh": at_ready[1], "docker_daemons": at_ready[2],
-                         "vm_containers": at_ready[3]} if at_ready else None,
-        "cpu_total": {"pytest_and_ssh": samples[-1][1], "docker_daemons": samples[-1][2],
-                      "vm_containers": samples[-1][3]} if samples else None,
+        "cpu_at_ready": _cpu(at_ready),
+        "cpu_total": _cpu(samples[-1] if samples else None),
+        "ready_window_s": at_ready[0] - t0 if at_ready else None,
         "controller_peak_rss_mb": marks.get("vmhwm_kb", 0) / 1024,
         "tree_peak_rss_mb": peak[0] / 1024,
         "passed": int(passed.group(1)) if passed else 0,
@@ -280,16 +304,21 @@ def main() -> int:
         cpu = row["cpu_at_ready"]
         if cpu:
             n = row["workers"]
+            ours = cpu["pytest_and_ssh"] + cpu["vm_containers"] + cpu["docker_daemons"] + cpu["emulator"]
+            window = row["ready_window_s"] or 0.0
             print(f"-n {n:>2}: CPU until all ready: pytest + ssh clients {cpu['pytest_and_ssh']:.1f} s, VM containers "
                   f"{cpu['vm_containers']:.1f} s ({cpu['vm_containers'] / n:.2f} s per VM), Docker daemons "
-                  f"{cpu['docker_daemons']:.1f} s (whole engine); pytest started xdist's setup at "
-                  f"{_f(row['setupnodes_s'])} s, last gateway {_f(row['last_gateway_s'])} s, last worker up "
-                  f"{_f(row['last_nodeready_s'])} s")
-    if many["cpu_at_ready"] and one["all_workers_ready_s"]:
+                  f"{cpu['docker_daemons']:.1f} s (whole engine), emulator {cpu['emulator']:.1f} s; machine busy "
+                  f"{cpu['machine']:.1f} of {window * cores:.1f} core-s, {max(0.0, cpu['machine'] - ours):.1f} s of it "
+                  f"other work; bring-up done {_f(row['setupnodes_s'])} s, last gateway {_f(row['last_gateway_s'])} s, "
+                  f"last worker up {_f(row['last_nodeready_s'])} s")
+    if many["cpu_at_ready"] and one["all_workers_ready_s"] and args.vms > 1:
         # The CPU floor: what the extra VMs cost on this machine's cores, added to the one-VM time.
-        cpu_many = sum(many["cpu_at_ready"].values())
-        cpu_one = sum(one["cpu_at_ready"].values()) if one["cpu_at_ready"] else 0.0
-        per_vm = (cpu_many - cpu_one) / max(1, args.vms - 1)
+        def ours(cpu: dict[str, float] | None) -> float:
+            return sum(v for k, v in (cpu or {}).items() if k != "machine")
+
+        cpu_many, cpu_one = ours(many["cpu_at_ready"]), ours(one["cpu_at_ready"])
+        per_vm = max(0.01, (cpu_many - cpu_one) / (args.vms - 1))
         floor = one["all_workers_ready_s"] + per_vm * (args.vms - 1) / cores
         fits = int((3 * one["all_workers_ready_s"] - one["all_workers_ready_s"]) * cores / per_vm) + 1 if per_vm else 0
         print(f"CPU floor: {per_vm:.2f} CPU-s per extra VM (all processes) x {args.vms - 1} / {cores} cores "
@@ -304,6 +333,14 @@ def main() -> int:
           f"controller peak RSS {many['controller_peak_rss_mb']:.0f} MB (goal < 300): {'ok' if rss_ok else 'OVER'}; "
           f"tasks and cleanup: {'ok' if ok else 'FAILED'}")
     return 0 if ok else 1
+
+
+def _cpu(sample: tuple[float, ...] | None) -> dict[str, float] | None:
+    if sample is None:
+        return None
+    _, tree, daemons, vms, emulator, machine = sample
+    return {"pytest_and_ssh": tree, "docker_daemons": daemons, "vm_containers": vms, "emulator": emulator,
+            "machine": machine}
 
 
 def _f(value: float | None) -> str:

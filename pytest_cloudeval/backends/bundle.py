@@ -14,6 +14,7 @@ A VM keeps bundles under ``/var/tmp/cloudeval`` and skips any whose hash it alre
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib.metadata as metadata
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -482,8 +484,13 @@ class ShipReport:
 
 
 def ship(gateway: Any, base: str, bundles: Sequence[Bundle], run_dir: str, links: dict[str, str],
-         want_docker: bool = False, wait_docker_s: float = 0.0, timeout: float = 600.0) -> ShipReport:
+         want_docker: bool = False, wait_docker_s: float = 0.0, timeout: float = 600.0,
+         sending: threading.Semaphore | None = None) -> ShipReport:
     """Send the bundles the VM lacks, link ``run_dir/<link>`` to them, and check the runtime imports.
+
+    ``sending`` bounds how many ships send at once: execnet copies a bundle twice while it sends it
+    (serialized, then framed), so 32 VMs at once held ~200 MB of copies on the controller. The
+    unpacking on the VM is not bounded.
 
     Raises: BackendError when the VM's Python is too old (or Docker is missing but wanted).
     """
@@ -493,7 +500,8 @@ def ship(gateway: Any, base: str, bundles: Sequence[Bundle], run_dir: str, links
     missing = channel.receive(timeout=timeout)
     sent = 0
     for name in missing:
-        channel.send((name, by_name[name].data))
+        with sending if sending is not None else contextlib.nullcontext():
+            channel.send((name, by_name[name].data))
         sent += len(by_name[name].data)
     for _ in missing:
         channel.receive(timeout=timeout)

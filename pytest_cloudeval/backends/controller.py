@@ -47,6 +47,8 @@ from .wiring import (
 )
 
 DOCKER_WAIT_S = 600.0
+SENDING_AT_ONCE = 4
+"""Bundles being sent at once (each costs two transient copies on the controller; see ``ship``)."""
 
 
 def cache_dir() -> Path:
@@ -120,6 +122,7 @@ class CloudRun:
         self.teardown_seconds: float | None = None
         self.torn_down = False
         self._runtime_check = Once()
+        self._sending = threading.BoundedSemaphore(SENDING_AT_ONCE)
         self._bundles: Future[list[Bundle]] | None = None
         self._replace_lock = threading.Lock()
         self.replacements: dict[str, Host | None] = {}
@@ -250,7 +253,8 @@ class CloudRun:
             report = ship(gateway, self.layout.base, bundles, self.layout.run_dir,
                           {"site": bundles[0].name, "src": bundles[1].name},
                           want_docker=self.settings.sandbox == "docker",
-                          wait_docker_s=max(5.0, min(DOCKER_WAIT_S, deadline - time.monotonic())))
+                          wait_docker_s=max(5.0, min(DOCKER_WAIT_S, deadline - time.monotonic())),
+                          sending=self._sending)
             t_ship = time.monotonic()
             self._runtime_check.run(lambda: check_runtime(gateway, self.layout.site))
             if hand_over and not self.cancel.is_set():
