@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,9 +25,11 @@ from ..errors import BackendError, MissingExtraError
 from ..options import add_options
 from ..results import atomic_write_json, is_safe_name
 from .base import Provider
-from .controller import CloudRun
 from .options import BACKEND_OPTIONS, CloudSettings
 from .transport import load_transport
+
+if TYPE_CHECKING:  # the controller (bundles, pricing, wiring) is imported only where a cloud run starts:
+    from .controller import CloudRun  # every worker loads this plugin, none needs it
 
 CLOUD_KEY = pytest.StashKey["CloudRun"]()
 ALLOWED_DIST = ("load", "worksteal")
@@ -183,6 +185,8 @@ def pytest_cloudeval_configure(session: Any) -> None:
     settings = session.settings
     backend = cls.from_config(config, settings)
     backend.preflight()
+    from .controller import CloudRun
+
     run = CloudRun(config, settings, backend, workers, opts.workers_per_vm, opts.keep_workers, _say(config),
                    transport_cls)
     config.option.tx = run.tx_specs()
