@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import execnet
 import pytest
@@ -82,7 +83,7 @@ def test_cloud_check_asks_for_every_permission_the_run_needs() -> None:
     k8s = {str(p) for p in needed("k8s")}
     assert {"create serviceaccounts", "create roles.rbac.authorization.k8s.io",
             "create rolebindings.rbac.authorization.k8s.io", "create networkpolicies.networking.k8s.io"} <= k8s
-    body = review(needed("local")[-1], "ns")
+    body: dict[str, Any] = review(needed("local")[-1], "ns")
     assert body["spec"]["resourceAttributes"] == {"namespace": "ns", "verb": "create", "resource": "pods",
                                                   "subresource": "exec"}
 
@@ -141,7 +142,7 @@ def test_worker_pods_reach_their_cluster_from_inside(tmp_path: Path) -> None:
     settings = SimpleNamespace(sandbox="k8s")
     cluster = K8sConfig(kubeconfig="/home/me/.kube/config", context="prod", namespace=None)
     prov = GkeProvider(GkeConfig(cluster=cluster), settings, kube=SimpleNamespace(namespace="evals"))  # type: ignore[arg-type]
-    data = {"k8s": cluster.to_dict(), "sandbox_image": "cloudeval/runner:bookworm"}
+    data: dict[str, Any] = {"k8s": cluster.to_dict(), "sandbox_image": "cloudeval/runner:bookworm"}
     prov.adjust_worker_settings(data)
     section = K8sConfig.from_dict(data["k8s"])
     assert section.kubeconfig is None and section.context is None and section.namespace == "evals"
