@@ -152,10 +152,11 @@ def test_adopting_a_dead_gateway_raises_and_leaves_the_groups_alone() -> None:
         shipping.terminate(timeout=5)
 
 
-def test_ssh_configs_prefer_a_cheap_key_exchange(tmp_path: Any) -> None:
+def test_ssh_configs_keep_the_default_key_exchange(tmp_path: Any) -> None:
+    """The link carries secrets: no weaker key exchange than the client's default (OpenSSH 9's is a
+    post-quantum hybrid), even though a classical one would save ~150 ms of CPU per login."""
     from pytest_cloudeval.backends.ssh import ssh_config_text
 
     text = ssh_config_text("cloudeval-w0", "127.0.0.2", 22, "cloudeval", tmp_path / "key")
-    kex = [line.split()[1] for line in text.splitlines() if line.strip().startswith("KexAlgorithms")]
-    assert kex and kex[0].split(",")[0] == "curve25519-sha256", text
-    assert "sntrup" not in kex[0] and "mlkem" not in kex[0], "a post-quantum hybrid costs ~150 ms of CPU per login"
+    assert not [line for line in text.splitlines() if line.strip().lower().startswith(("kexalgorithms", "ciphers",
+                                                                                         "macs"))], text
