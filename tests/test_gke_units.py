@@ -181,3 +181,33 @@ def test_pod_info_explains_a_pending_pod_from_the_generated_model():
     info = pod_info(pod)
     assert info.worker == "w-0" and info.phase == "Pending"
     assert "Insufficient cpu" in info.reason
+
+
+def test_a_task_edited_after_the_controller_built_gets_an_error_never_the_old_image(tmp_path: Path) -> None:
+    """A worker pod picks the controller's image by the content hash of the environment/ it collected:
+    content edited after the build has no image, which is an error that says why (never the old one)."""
+    from pytest_cloudeval.errors import SandboxError
+    from pytest_cloudeval.sandbox.base import SandboxSpec
+    from pytest_cloudeval.sandbox.build_context import content_hash
+    from pytest_cloudeval.sandbox.k8s import image_without_engine
+    from pytest_cloudeval.tasks.harbor import HarborFormat
+
+    task_dir = tmp_path / "bench" / "edited"
+    for sub in ("environment", "tests"):
+        (task_dir / sub).mkdir(parents=True)
+    (task_dir / "task.toml").write_text("[environment]\n")
+    (task_dir / "instruction.md").write_text("Nothing.\n")
+    (task_dir / "tests" / "test.sh").write_text("#!/bin/sh\n")
+    (task_dir / "environment" / "Dockerfile").write_text("FROM scratch\nCOPY v.txt /v\n")
+    (task_dir / "environment" / "v.txt").write_text("1\n")
+
+    def spec() -> SandboxSpec:
+        fmt = HarborFormat()
+        task = fmt.load_task(fmt.detect(task_dir), "bench")
+        return SandboxSpec(task=task, run_id="r", name="n", environment=task.environment)
+
+    built = {content_hash(task_dir / "environment"): "reg/cloudeval-task/edited:old"}
+    assert image_without_engine(spec(), built) == "reg/cloudeval-task/edited:old"
+    (task_dir / "environment" / "v.txt").write_text("2\n")  # same size, other content
+    with pytest.raises(SandboxError, match="built no image for this content"):
+        image_without_engine(spec(), built)
