@@ -82,9 +82,21 @@ def test_cloud_check_asks_for_every_permission_the_run_needs() -> None:
     k8s = {str(p) for p in needed("k8s")}
     assert {"create serviceaccounts", "create roles.rbac.authorization.k8s.io",
             "create rolebindings.rbac.authorization.k8s.io", "create networkpolicies.networking.k8s.io"} <= k8s
-    body = review(needed("local")[-1], "ns")
+    exec_perm = next(p for p in needed("local") if str(p) == "create pods/exec")
+    body = review(exec_perm, "ns")
     assert body["spec"]["resourceAttributes"] == {"namespace": "ns", "verb": "create", "resource": "pods",
                                                   "subresource": "exec"}
+
+
+def test_cloud_check_covers_what_the_controller_calls_and_what_the_role_grants() -> None:
+    """Worker pods are deleted by label (deletecollection); creating the workers' Role needs every
+    permission it grants (RBAC escalation check), so --cloud-check asks for each, once."""
+    assert "deletecollection pods" in {str(p) for p in needed("local")}
+    k8s = [str(p) for p in needed("k8s")]
+    assert len(k8s) == len(set(k8s)), k8s
+    granted = {f"{verb} {resource}" + (f".{rule['apiGroups'][0]}" if rule["apiGroups"][0] else "")
+               for rule in SANDBOX_RULES for resource in rule["resources"] for verb in rule["verbs"]}
+    assert granted <= set(k8s), granted - set(k8s)
 
 
 def test_quantities_are_checked() -> None:
