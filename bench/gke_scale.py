@@ -43,11 +43,26 @@ from pytest_cloudeval.testing.k8s_emulator import K8sEmulator  # noqa: E402
 ADD = "a, b = map(int, input().split())\nprint(a + b)\n"
 TIMING_CONFTEST = '''import json, os, time
 
-_marks = {"collected": []}
+_marks = {"collected": [], "worker_startup_cpu_s": []}
 
 
 def pytest_xdist_node_collection_finished(node, ids):
     _marks["collected"].append(time.time())
+
+
+def pytest_collection_finish(session):
+    # On a worker: its own CPU (python start-up, execnet bootstrap, imports, collection) until it can
+    # take tasks; sent back to the controller with the worker's output at its end.
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        t = os.times()
+        workeroutput["startup_cpu_s"] = t.user + t.system
+
+
+def pytest_testnodedown(node, error):
+    cpu = getattr(node, "workeroutput", {}).get("startup_cpu_s")
+    if cpu is not None:
+        _marks["worker_startup_cpu_s"].append(cpu)
 
 
 def pytest_runtest_logreport(report):
@@ -61,6 +76,9 @@ def pytest_unconfigure(config):
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             _marks["vmhwm_kb"] = int(line.split()[1])
+    t = os.times()
+    _marks["controller_cpu_s"] = t.user + t.system
+    _marks["controller_children_cpu_s"] = t.children_user + t.children_system
     path = os.environ.get("BENCH_TIMING")
     if path:
         with open(path, "w") as f:
@@ -106,6 +124,47 @@ def tree_rss_kb(root_pid: int) -> int:
     return total
 
 
+ENGINE = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "runc", "docker-proxy")
+CPUACCT = Path("/sys/fs/cgroup/cpuacct/docker")
+
+
+def engine_cpu_s(seen: dict[int, float]) -> None:
+    """Update ``seen`` (pid -> CPU seconds) with the Docker engine's processes (dockerd, containerd, the
+    shims and runc: what starting containers and execs costs the engine). Shims end with their
+    container, so the caller keeps the largest figure of each pid it ever saw."""
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1:raw.rindex(")")]
+        if name not in ENGINE and not name.startswith("containerd-shim"):
+            continue
+        fields = raw.rsplit(")", 1)[1].split()
+        seen[int(entry)] = max(seen.get(int(entry), 0.0), (int(fields[11]) + int(fields[12])) / tick)
+
+
+def pods_cpu_s(state_label: str, seen: dict[str, float]) -> None:
+    """Update ``seen`` (container id -> CPU seconds, cgroup v1 cpuacct) with the emulator's pod
+    containers: the worker pods' own CPU (interpreters, unpacking, tasks)."""
+    if not CPUACCT.is_dir():
+        return
+    from pytest_cloudeval.testing.k8s_emulator import docker_pods
+
+    try:
+        ids = docker_pods.states(state_label)
+    except Exception:  # noqa: BLE001 - a sample missed
+        return
+    for cid in ids:
+        try:
+            seen[cid] = max(seen.get(cid, 0.0), int((CPUACCT / cid / "cpuacct.usage").read_text()) / 1e9)
+        except (OSError, ValueError):
+            continue
+
+
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -132,19 +191,31 @@ def run_pytest(root: Path, emulator: K8sEmulator, run_id: str, workers: int, tas
     if cloud:
         cmd += ["--cloud=gke", f"--kubeconfig={emulator.kubeconfig}", "--worker-cpu=250m", "--worker-memory=256Mi"]
     load_before = load()
+    before = os.times()
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = [0]
     stop = threading.Event()
+    engine: dict[int, float] = {}
+    engine_cpu_s(engine)
+    engine_before = sum(engine.values())
+    pods: dict[str, float] = {}
+    pods_series: list[tuple[float, float]] = []
+    state_label = emulator.state_label
 
     def sample() -> None:
         while not stop.wait(0.5):
             peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            if cloud:
+                engine_cpu_s(engine)
+                pods_cpu_s(state_label, pods)
+                pods_series.append((time.time(), sum(pods.values())))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     out, _ = proc.communicate(timeout=1800)
     wall = time.time() - t0
+    after = os.times()
     stop.set()
     sampler.join()
     if keep is not None:
@@ -158,6 +229,8 @@ def run_pytest(root: Path, emulator: K8sEmulator, run_id: str, workers: int, tas
     passed = re.search(r"(\d+) passed", out)
     stored = [json.loads(p.read_text()) for p in (results / run_id / "add").glob("*/result.json")]
     collected = sorted(marks["collected"])
+    startup = marks.get("worker_startup_cpu_s") or []
+    shipped = [tuple(map(float, m)) for m in re.findall(r"kubectl ([\d.]+) s, ship ([\d.]+) s, check ([\d.]+) s", out)]
     reports = sorted(marks.get("reports", []))
     return {
         "workers": workers, "cloud": cloud, "wall_s": wall, "load_before": load_before, "load_after": load(),
@@ -170,6 +243,20 @@ def run_pytest(root: Path, emulator: K8sEmulator, run_id: str, workers: int, tas
         "tree_peak_rss_mb": peak[0] / 1024,
         "passed": int(passed.group(1)) if passed else 0,
         "stored_passed": sum(1 for r in stored if r.get("outcome") == "passed"),
+        # CPU seconds over the whole run: the emulator (threads of this process; the sampler is
+        # negligible), pytest with its kubectl clients (reaped children), and the workers' own CPU
+        # until each had collected (in the pods, so in neither of the former).
+        "cpu_emulator_s": (after.user + after.system) - (before.user + before.system),
+        "cpu_pytest_tree_s": ((after.children_user + after.children_system)
+                              - (before.children_user + before.children_system)),
+        "cpu_controller_python_s": marks.get("controller_cpu_s"),
+        "worker_startup_cpu_s": sum(startup) / len(startup) if startup else None,
+        "cpu_engine_s": sum(engine.values()) - engine_before if cloud else None,
+        "cpu_pods_total_s": sum(pods.values()) if cloud else None,
+        "cpu_pods_until_ready_s": (max((c for t, c in pods_series if t <= collected[-1]), default=0.0)
+                                   if cloud and collected else None),
+        "worker_startup_cpu_n": len(startup),
+        "ready_phases_mean_s": ([sum(col) / len(col) for col in zip(*shipped, strict=True)] if shipped else None),
         "tasks": tasks, "left": leftovers(emulator, run_id) if cloud else [], "exit": proc.returncode,
     }
 

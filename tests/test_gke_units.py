@@ -180,19 +180,24 @@ def test_in_cluster_access_only_without_a_kubeconfig(tmp_path: Path, monkeypatch
     assert not k8s_api.in_cluster(K8sConfig())
 
 
-def test_pod_info_explains_a_pending_pod_from_the_generated_model():
-    """The provider reads pods as the SDK's models; the sandbox's explanation reads the API's JSON."""
-    from kubernetes import client
-
+def test_pod_info_reads_the_apis_json_and_explains_a_pending_pod():
+    """The provider reads pods as the API's plain JSON (no typed models: they cost the controller a
+    second of CPU to load), and says why a pod is not running."""
     from pytest_cloudeval.backends.gke.kube import pod_info
 
-    pod = client.V1Pod(
-        metadata=client.V1ObjectMeta(name="w-0-abcde", labels={"cloudeval.worker": "w-0"}),
-        status=client.V1PodStatus(phase="Pending", conditions=[client.V1PodCondition(
-            type="PodScheduled", status="False", reason="Unschedulable", message="0/1 nodes: Insufficient cpu")]))
+    pod = {"metadata": {"name": "w-0-abcde", "labels": {"cloudeval.worker": "w-0"},
+                        "creationTimestamp": "2026-12-03T07:00:00Z"},
+           "status": {"phase": "Pending", "conditions": [
+               {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/1 nodes: Insufficient cpu"}]}}
     info = pod_info(pod)
-    assert info.worker == "w-0" and info.phase == "Pending"
+    assert info.worker == "w-0" and info.phase == "Pending" and not info.running
     assert "Insufficient cpu" in info.reason
+    assert info.created_at == 1796281200.0
+    running = pod_info({"metadata": {"name": "w-1-x", "labels": {"cloudeval.worker": "w-1"},
+                                     "deletionTimestamp": "2026-12-03T07:00:01Z"},
+                        "status": {"phase": "Running"}})
+    assert running.deleting and not running.running
 
 
 def test_a_task_edited_after_the_controller_built_gets_an_error_never_the_old_image(tmp_path: Path) -> None:
