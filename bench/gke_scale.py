@@ -14,7 +14,12 @@ the oracle agent, and measures:
   its kubectl clients), sampled every 0.5 s;
 - every task passed and no pod or Job of the run is left;
 - per-task overhead: ``-n 1`` on 20 tasks, the mean time between consecutive task reports on the
-  controller, for a pod worker and for a local (popen) worker.
+  controller, for a pod worker and for a local (popen) worker;
+- where the CPU goes until every worker has collected: the pods (cgroup cpuacct of their containers),
+  pytest with its kubectl clients, the emulator (this process, with the sampler), the Docker engine
+  (dockerd, containerd, shims: shared with anything else using the engine), and each worker's own
+  start-up CPU (python, execnet, imports, collection); the last line divides that CPU by the cores
+  and sets it against 3 x the 1-pod time (on the emulator the pods run on the controller's cores).
 
     python bench/gke_scale.py [--pods 1,8,50] [--tasks-per-pod 2] [--overhead-tasks 20]
 
@@ -102,10 +107,13 @@ def make_project(root: Path, tasks: int) -> None:
     (bench / "benchmark.toml").write_text('format = "usaco"\ndataset = "problems.json"\ntests_dir = "tests"\n')
 
 
-def tree_rss_kb(root_pid: int) -> int:
-    """Resident memory of ``root_pid`` and all its descendants, from /proc."""
+def tree_rss_kb(root_pid: int, cpu: list[float] | None = None) -> int:
+    """Resident memory of ``root_pid`` and all its descendants, from /proc; their CPU seconds (with
+    what they reaped) go to ``cpu[0]`` when given."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -116,11 +124,15 @@ def tree_rss_kb(root_pid: int) -> int:
         pid, ppid = int(entry), int(stat[1])
         children.setdefault(ppid, []).append(pid)
         rss[pid] = int(stat[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    total, todo = 0, [root_pid]
+        used[pid] = sum(int(x) for x in stat[11:15]) / tick  # utime stime cutime cstime
+    total, todo, seconds = 0, [root_pid], 0.0
     while todo:
         pid = todo.pop()
         total += rss.get(pid, 0)
+        seconds += used.get(pid, 0.0)
         todo.extend(children.get(pid, []))
+    if cpu is not None:
+        cpu[0] = max(cpu[0], seconds)
     return total
 
 
@@ -200,16 +212,22 @@ def run_pytest(root: Path, emulator: K8sEmulator, run_id: str, workers: int, tas
     engine_cpu_s(engine)
     engine_before = sum(engine.values())
     pods: dict[str, float] = {}
-    pods_series: list[tuple[float, float]] = []
     state_label = emulator.state_label
+
+    tree_cpu = [0.0]
+    series: list[tuple[float, float, float, float, float]] = []
+    """(when, pods, pytest with kubectl, emulator, engine) CPU seconds so far, every 0.5 s."""
 
     def sample() -> None:
         while not stop.wait(0.5):
-            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            peak[0] = max(peak[0], tree_rss_kb(proc.pid, tree_cpu))
             if cloud:
                 engine_cpu_s(engine)
                 pods_cpu_s(state_label, pods)
-                pods_series.append((time.time(), sum(pods.values())))
+                me = os.times()
+                series.append((time.time(), sum(pods.values()), tree_cpu[0],
+                               me.user + me.system - before.user - before.system,
+                               sum(engine.values()) - engine_before))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -253,8 +271,11 @@ def run_pytest(root: Path, emulator: K8sEmulator, run_id: str, workers: int, tas
         "worker_startup_cpu_s": sum(startup) / len(startup) if startup else None,
         "cpu_engine_s": sum(engine.values()) - engine_before if cloud else None,
         "cpu_pods_total_s": sum(pods.values()) if cloud else None,
-        "cpu_pods_until_ready_s": (max((c for t, c in pods_series if t <= collected[-1]), default=0.0)
-                                   if cloud and collected else None),
+        # The same, sampled every 0.5 s, at the last sample before every worker had collected.
+        "cpu_until_ready_s": (dict(zip(("pods", "pytest_kubectl", "emulator", "engine"),
+                                       max((row for row in series if row[0] <= collected[-1]),
+                                           default=(0.0, 0.0, 0.0, 0.0, 0.0))[1:], strict=True))
+                              if cloud and collected else None),
         "worker_startup_cpu_n": len(startup),
         "ready_phases_mean_s": ([sum(col) / len(col) for col in zip(*shipped, strict=True)] if shipped else None),
         "tasks": tasks, "left": leftovers(emulator, run_id) if cloud else [], "exit": proc.returncode,
@@ -321,7 +342,25 @@ def main() -> int:
                  f"(+{overhead * 1000:.0f} ms)")
     parts.append(f"tasks and cleanup: {'ok' if ok else 'FAILED'}")
     print("; ".join(parts))
+    print(cpu_floor(biggest, one))
     return 0 if ok else 1
+
+
+def cpu_floor(row: dict[str, Any], one: float) -> str:
+    """Whether the 3x goal is reachable on this machine's cores at all: the CPU the run spent until
+    every worker could take tasks, divided by the cores, against 3 x the 1-pod time."""
+    cores = os.cpu_count() or 1
+    workers = row["workers"]
+    startup = row["worker_startup_cpu_s"] or 0.0
+    spent = row.get("cpu_until_ready_s") or {}
+    total = sum(spent.values())
+    budget = 3 * one
+    floor = total / cores
+    return (f"CPU floor, {workers} pods on {cores} cores: worker start-up {startup:.2f} s x {workers} / {cores} = "
+            f"{startup * workers / cores:.1f} s; all CPU until ready (" +
+            " + ".join(f"{k} {v:.1f}" for k, v in spent.items()) + f" = {total:.1f} s) / {cores} = {floor:.1f} s; "
+            f"per pod {total / workers:.2f} CPU-s; 3 x T(1) = 3 x {one:.1f} = {budget:.1f} s: "
+            f"{'reachable' if floor <= budget else 'out of reach on this machine (the floor alone is over it)'}")
 
 
 def _f(value: float | None, digits: int = 1) -> str:
