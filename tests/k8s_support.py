@@ -28,7 +28,7 @@ def emulator() -> Any:
     folder = Path(tempfile.mkdtemp(prefix="cloudeval-k8s-"))
     emu = K8sEmulator(kubeconfig=folder / "kubeconfig", access_log=folder / "access.log")
     emu.start()
-    emu.access_log = folder / "access.log"
+    emu.access_log = folder / "access.log"  # type: ignore[attr-defined]
     atexit.register(emu.stop)
     _state["emu"] = emu
     return emu

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,7 +55,7 @@ def test_bad_dataset_file(pytester: pytest.Pytester, raw: bytes, message: str) -
 
 
 def test_bad_problems_error_alone_and_others_run(pytester: pytest.Pytester) -> None:
-    problems = {
+    problems: dict[str, Any] = {
         "1001_ok": problem("1001_ok"),
         "1002_fast": problem("1002_fast", runtime_limit="fast"),
         "1003_nodesc": {k: v for k, v in problem("1003_nodesc").items() if k != "description"},

@@ -54,7 +54,7 @@ def test_gateways_are_opened_at_once_and_handed_out_once() -> None:
     group, wanted = FakeGroup(), specs(6)
     prestart(group, wanted)
     assert group.most > 1, "the gateways were opened one after another"
-    assert sorted(group.made) == sorted(s.id for s in wanted)
+    assert sorted(group.made) == sorted(str(s.id) for s in wanted)
     first = [group.makegateway(spec) for spec in wanted]  # what xdist's setup_node then asks
     assert [g[1] for g in first] == [s.id for s in wanted] and len(group.made) == 6, "no second gateway opened"
     again = group.makegateway(wanted[2])  # a restart of a lost worker: a fresh gateway
@@ -62,7 +62,7 @@ def test_gateways_are_opened_at_once_and_handed_out_once() -> None:
 
 
 def test_a_gateway_that_fails_ahead_is_left_to_xdist() -> None:
-    group, said = FakeGroup(broken=("gw1",)), []
+    group, said = FakeGroup(broken=("gw1",)), list[str]()
     prestart(group, specs(3), said.append)
     assert len(said) == 1 and "gw1" in said[0] and "cannot reach gw1" in said[0]
     group.broken = ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import execnet
 import pytest
@@ -83,7 +84,7 @@ def test_cloud_check_asks_for_every_permission_the_run_needs() -> None:
     assert {"create serviceaccounts", "create roles.rbac.authorization.k8s.io",
             "create rolebindings.rbac.authorization.k8s.io", "create networkpolicies.networking.k8s.io"} <= k8s
     exec_perm = next(p for p in needed("local") if str(p) == "create pods/exec")
-    body = review(exec_perm, "ns")
+    body: dict[str, Any] = review(exec_perm, "ns")
     assert body["spec"]["resourceAttributes"] == {"namespace": "ns", "verb": "create", "resource": "pods",
                                                   "subresource": "exec"}
 
@@ -153,7 +154,7 @@ def test_worker_pods_reach_their_cluster_from_inside(tmp_path: Path) -> None:
     settings = SimpleNamespace(sandbox="k8s")
     cluster = K8sConfig(kubeconfig="/home/me/.kube/config", context="prod", namespace=None)
     prov = GkeProvider(GkeConfig(cluster=cluster), settings, kube=SimpleNamespace(namespace="evals"))  # type: ignore[arg-type]
-    data = {"k8s": cluster.to_dict(), "sandbox_image": "cloudeval/runner:bookworm"}
+    data: dict[str, Any] = {"k8s": cluster.to_dict(), "sandbox_image": "cloudeval/runner:bookworm"}
     prov.adjust_worker_settings(data)
     section = K8sConfig.from_dict(data["k8s"])
     assert section.kubeconfig is None and section.context is None and section.namespace == "evals"

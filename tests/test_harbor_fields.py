@@ -4,6 +4,7 @@ cannot be honoured skip the task naming the field, malformed values error naming
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ def task_dir(root: Path, toml: str, *, compose: bool = False, name: str = "t1") 
     return task
 
 
-def load(tmp_path: Path, toml: str, **kw: bool) -> Task | BrokenTask:
+def load(tmp_path: Path, toml: str, **kw: Any) -> Task | BrokenTask:
     return load_task_dir(task_dir(tmp_path, toml, **kw), "b")
 
 

@@ -203,7 +203,7 @@ def test_the_pod_knows_when_commands_run_as_root(tmp_path: Path) -> None:
     from pytest_cloudeval.model import TaskEnvironment
     from tests.docker_support import BASE_IMAGE
 
-    cases = [({"environment": TaskEnvironment(image=BASE_IMAGE)}, True),
+    cases: list[tuple[dict[str, Any], bool]] = [({"environment": TaskEnvironment(image=BASE_IMAGE)}, True),
              ({"environment": TaskEnvironment(image=BASE_IMAGE, workdir="/w")}, True),
              ({}, False),
              ({"environment": TaskEnvironment(image=BASE_IMAGE), "user": "nobody"}, False)]

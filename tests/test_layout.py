@@ -96,10 +96,12 @@ def test_benchmark_root_hidden_tests_are_never_imported(pytester: pytest.Pyteste
 
 
 def test_harbor_legacy_sizes_reach_the_task(pytester: pytest.Pytester) -> None:
+    from pytest_cloudeval.tasks.base import BrokenTask
     from pytest_cloudeval.tasks.harbor import load_task_dir
 
     task = load_task_dir(tb2_task(pytester.path / "tb2", "task-a", pytester.path / "IMPORTED"), "tb2")
-    assert not isinstance(task, type(None)) and task.limits.memory_mb == 4096 and task.limits.storage_mb == 10240
+    assert not isinstance(task, BrokenTask), task
+    assert task.limits.memory_mb == 4096 and task.limits.storage_mb == 10240
     assert task.environment.image == "example/task-a:20251031" and task.environment.workdir is None
 
 

@@ -145,7 +145,7 @@ def test_junit_properties(pytester: pytest.Pytester, bench: Path) -> None:
     root = ET.parse(pytester.path / "out.xml").getroot()
     case = root.find(".//testcase")
     assert case is not None
-    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    props = {str(p.get("name")): str(p.get("value")) for p in case.iter("property")}
     assert props["score"] == "1.0" and props["verdict"] == "ACCEPTED"
     assert props["tokens_in"] == "100" and props["tokens_out"] == "20" and props["cost_usd"] == "0.5"
     assert float(props["duration_s"]) > 0 and props["worker"].startswith("main@")
@@ -335,4 +335,4 @@ def solve(task, sandbox, **kwargs):
     run = json.loads(next((pytester.path / "results").glob("*/run.json")).read_text())
     assert run["summary"]["errors_by_kind"] == {"worker": 1} and run["summary"]["passed"] == 2
     cases = ET.parse(pytester.path / "c.xml").getroot().findall(".//testcase")
-    assert sorted(c.get("name") for c in cases) == ["1001_bronze_add", "1002_silver_add", "1003_gold_add"]
+    assert sorted(str(c.get("name")) for c in cases) == ["1001_bronze_add", "1002_silver_add", "1003_gold_add"]

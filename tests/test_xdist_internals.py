@@ -39,7 +39,7 @@ def test_a_changed_signature_is_reported(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_attributes_set_in_xdist_code_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     class NodeManager:
         def __init__(self) -> None:
-            self.rsync_roots = []  # renamed: our "roots = []" would silently do nothing
+            self.rsync_roots: list[str] = []  # renamed: our "roots = []" would silently do nothing
 
     class DSession:
         def worker_errordown(self) -> None:
