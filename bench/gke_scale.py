@@ -107,9 +107,10 @@ def make_project(root: Path, tasks: int) -> None:
     (bench / "benchmark.toml").write_text('format = "usaco"\ndataset = "problems.json"\ntests_dir = "tests"\n')
 
 
-def tree_rss_kb(root_pid: int, cpu: list[float] | None = None) -> int:
+def tree_rss_kb(root_pid: int, cpu: list[float] | None = None, engine: dict[int, float] | None = None) -> int:
     """Resident memory of ``root_pid`` and all its descendants, from /proc; their CPU seconds (with
-    what they reaped) go to ``cpu[0]`` when given."""
+    what they reaped) go to ``cpu[0]`` when given, and the engine's processes to ``engine`` (see
+    ``engine_cpu_s``), in the same pass over /proc."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     used: dict[int, float] = {}
@@ -118,10 +119,13 @@ def tree_rss_kb(root_pid: int, cpu: list[float] | None = None) -> int:
         if not entry.isdigit():
             continue
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            raw = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
+        name, stat = raw[raw.find("(") + 1:raw.rfind(")")], raw.rsplit(")", 1)[1].split()
         pid, ppid = int(entry), int(stat[1])
+        if engine is not None and (name in ENGINE or name.startswith("containerd-shim")):
+            engine[pid] = max(engine.get(pid, 0.0), (int(stat[11]) + int(stat[12])) / tick)
         children.setdefault(ppid, []).append(pid)
         rss[pid] = int(stat[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
         used[pid] = sum(int(x) for x in stat[11:15]) / tick  # utime stime cutime cstime
@@ -159,17 +163,13 @@ def engine_cpu_s(seen: dict[int, float]) -> None:
         seen[int(entry)] = max(seen.get(int(entry), 0.0), (int(fields[11]) + int(fields[12])) / tick)
 
 
-def pods_cpu_s(state_label: str, seen: dict[str, float]) -> None:
+def pods_cpu_s(emulator: K8sEmulator, seen: dict[str, float]) -> None:
     """Update ``seen`` (container id -> CPU seconds, cgroup v1 cpuacct) with the emulator's pod
-    containers: the worker pods' own CPU (interpreters, unpacking, tasks)."""
+    containers (their ids from the emulator's own records: no engine call): the worker pods' own CPU
+    (interpreters, unpacking, tasks)."""
     if not CPUACCT.is_dir():
         return
-    from pytest_cloudeval.testing.k8s_emulator import docker_pods
-
-    try:
-        ids = docker_pods.states(state_label)
-    except Exception:  # noqa: BLE001 - a sample missed
-        return
+    ids = [r.container_id for r in list(emulator.cluster.pods.values()) if r.container_id]
     for cid in ids:
         try:
             seen[cid] = max(seen.get(cid, 0.0), int((CPUACCT / cid / "cpuacct.usage").read_text()) / 1e9)
@@ -212,7 +212,6 @@ def run_pytest(root: Path, emulator: K8sEmulator, run_id: str, workers: int, tas
     engine_cpu_s(engine)
     engine_before = sum(engine.values())
     pods: dict[str, float] = {}
-    state_label = emulator.state_label
 
     tree_cpu = [0.0]
     series: list[tuple[float, float, float, float, float]] = []
@@ -220,10 +219,9 @@ def run_pytest(root: Path, emulator: K8sEmulator, run_id: str, workers: int, tas
 
     def sample() -> None:
         while not stop.wait(0.5):
-            peak[0] = max(peak[0], tree_rss_kb(proc.pid, tree_cpu))
+            peak[0] = max(peak[0], tree_rss_kb(proc.pid, tree_cpu, engine if cloud else None))
             if cloud:
-                engine_cpu_s(engine)
-                pods_cpu_s(state_label, pods)
+                pods_cpu_s(emulator, pods)
                 me = os.times()
                 series.append((time.time(), sum(pods.values()), tree_cpu[0],
                                me.user + me.system - before.user - before.system,

@@ -205,6 +205,7 @@ def test_a_task_edited_after_the_controller_built_gets_an_error_never_the_old_im
     """A worker pod picks the controller's image by the content hash of the environment/ it collected:
     content edited after the build has no image, which is an error that says why (never the old one)."""
     from pytest_cloudeval.errors import SandboxError
+    from pytest_cloudeval.model import Task
     from pytest_cloudeval.sandbox.base import SandboxSpec
     from pytest_cloudeval.sandbox.build_context import content_hash
     from pytest_cloudeval.sandbox.k8s import image_without_engine
@@ -221,7 +222,10 @@ def test_a_task_edited_after_the_controller_built_gets_an_error_never_the_old_im
 
     def spec() -> SandboxSpec:
         fmt = HarborFormat()
-        task = fmt.load_task(fmt.detect(task_dir), "bench")
+        source = fmt.detect(task_dir)
+        assert source is not None
+        task = fmt.load_task(source, "bench")
+        assert isinstance(task, Task), task
         return SandboxSpec(task=task, run_id="r", name="n", environment=task.environment)
 
     built = {content_hash(task_dir / "environment"): "reg/cloudeval-task/edited:old"}
