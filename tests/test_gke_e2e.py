@@ -106,10 +106,11 @@ def test_cloud_status_lists_worker_pods_of_a_running_run(project: Path, tmp_path
 
 def test_workers_per_pod_packs_two_xdist_workers_in_each_of_two_pods(project: Path, tmp_path: Path) -> None:
     """``-n 4 --workers-per-pod 2``: two worker pods (Jobs) with requests for two workers each, four
-    distinct xdist workers on them, the shipped USACO benchmark's bronze tasks all passed with the oracle
-    (the gold ones are left out: their time limits are tight for a shared 2-core CI machine)."""
+    distinct xdist workers on them, a USACO-format benchmark all passed with the oracle (the small
+    'add' one: the shipped tasks' time limits fail under a loaded CI machine's CPU, which is not what
+    this checks)."""
     results, run_id = tmp_path / "results", "gke-per-pod"
-    live = Live(project, "usaco", "-k", "bronze", "--agent", "oracle", "-n", "4", "--workers-per-pod", "2",
+    live = Live(project, "add", "--agent", "oracle", "-n", "4", "--workers-per-pod", "2",
                 *gke_args(run_id, results))
     try:
         live.wait_for(r"4 worker\(s\) on 2 pod\(s\) ready", timeout=180)
@@ -120,13 +121,13 @@ def test_workers_per_pod_packs_two_xdist_workers_in_each_of_two_pods(project: Pa
         live.kill()
     out = live.output
     assert code == 0, out
-    assert "5 passed" in out, out
+    assert "6 passed" in out, out
     assert len(jobs) == 2, [j["metadata"]["name"] for j in jobs]
     for job in jobs:  # each pod asks for two workers' worth (2 x 250m cpu, 2 x 512Mi)
         requests = job["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
         assert requests == {"cpu": "500m", "memory": "1024Mi"}, requests
-    stored = results_of(results, run_id, "usaco")
-    assert len(stored) == 5 and all(r["outcome"] == "passed" for r in stored.values()), stored
+    stored = results_of(results, run_id, "add")
+    assert len(stored) == 6 and all(r["outcome"] == "passed" for r in stored.values()), stored
     workers = {str(r["worker"]) for r in stored.values()}
     pods = {pod_of_result(r) for r in stored.values()}
     assert all(p.startswith(f"cew-{run_id}-") for p in pods), pods
