@@ -12,7 +12,7 @@ import pytest
 import xdist.workermanage
 
 from pytest_cloudeval import xdist_internals
-from pytest_cloudeval.backends.gateways import EarlyGateways, prestart
+from pytest_cloudeval.backends.gateways import prestart
 
 
 class FakeGroup:
@@ -59,43 +59,6 @@ def test_gateways_are_opened_at_once_and_handed_out_once() -> None:
     assert [g[1] for g in first] == [s.id for s in wanted] and len(group.made) == 6, "no second gateway opened"
     again = group.makegateway(wanted[2])  # a restart of a lost worker: a fresh gateway
     assert again[1] == "gw2" and again != first[2] and len(group.made) == 7
-
-
-class Exitable:
-    def __init__(self, name: str) -> None:
-        self.name, self.exited = name, False
-
-    def exit(self) -> None:
-        self.exited = True
-
-
-def test_early_gateways_are_kept_where_their_slot_stayed_and_reopened_where_it_moved() -> None:
-    """Gateways opened per host as it became ready: the one whose slot went to another host (a host
-    that failed later) and the one whose slot was cut are exited; prestart opens only what is missing."""
-    made: list[str] = []
-
-    class Group:
-        def makegateway(self, spec: Any = None) -> Any:
-            made.append(spec.id)
-            return Exitable(f"{spec.id}#{len(made)}")
-
-    group, wanted = Group(), specs(4)
-    early = EarlyGateways(group)
-    early.open("pod-a", wanted[:2])
-    early.open("pod-b", wanted[2:])
-    assert made == ["gw0", "gw1", "gw2", "gw3"]
-    opened: dict[str | None, Any] = {spec.id: early.prepared.take(spec) for spec in wanted}
-    for spec in wanted:
-        early.prepared.put(spec, opened[spec.id])
-    final = {"gw0": "pod-a", "gw1": "pod-b", "gw2": "pod-b"}  # gw1 moved, gw3 was cut
-    kept = early.settle(lambda spec: final.get(spec.id))
-    assert kept == 2
-    assert [opened[i].exited for i in ("gw0", "gw1", "gw2", "gw3")] == [False, True, False, True]
-    prestart(group, wanted[:3])  # only gw1 is opened again (a single spec is left to xdist itself)
-    assert made == ["gw0", "gw1", "gw2", "gw3"]
-    assert group.makegateway(wanted[0]) is opened["gw0"] and group.makegateway(wanted[2]) is opened["gw2"]
-    fresh = group.makegateway(wanted[1])
-    assert fresh is not opened["gw1"] and made[-1] == "gw1"
 
 
 def test_a_gateway_that_fails_ahead_is_left_to_xdist() -> None:

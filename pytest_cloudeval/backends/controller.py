@@ -124,8 +124,6 @@ class CloudRun:
         self._replace_lock = threading.Lock()
         self.replacements: dict[str, Host | None] = {}
         """Lost host name -> the host that replaced it (None: the provider made none)."""
-        self.on_ready: Callable[[Host], None] | None = None
-        """Called (in a readying thread) with each host as soon as it is ready, while others are not."""
 
     # -- configure-time wiring ----------------------------------------------------------------------
     def tx_specs(self) -> list[str]:
@@ -247,8 +245,6 @@ class CloudRun:
                 else "code already there")
         self.say(f"cloudeval {self.plan.cloud}: {vm.name} ready (python {'.'.join(map(str, report.python))}, {sent}; "
                  f"{self.transport.name} {t_reach - t0:.1f} s, ship {t_ship - t_bundle:.1f} s, check {time.monotonic() - t_ship:.1f} s)")
-        if self.on_ready is not None:
-            self.on_ready(vm)
         return report
 
     def _assign(self, ready: list[Host]) -> int:

@@ -35,41 +35,18 @@ class PreparedGateways:
         with self._lock:
             return self._ready.pop(_key(spec), None)
 
-    def has(self, spec: Any) -> bool:
-        with self._lock:
-            return _key(spec) in self._ready
-
 
 def _key(spec: Any) -> tuple[str, str]:
     """A spec's identity: its gateway id (``gw3``) and its text (the slot's ssh alias and options)."""
     return str(getattr(spec, "id", None)), str(getattr(spec, "_spec", spec))
 
 
-def take_first(group: Any) -> tuple[PreparedGateways, Callable[[Any], Any]]:
-    """Make ``group.makegateway`` hand out prepared gateways first (once per group); returns the
-    prepared gateways and the group's own ``makegateway``, to open more with."""
-    installed = getattr(group, "_cloudeval_prepared", None)
-    if installed is not None:
-        return installed  # type: ignore[no-any-return]
-    prepared = PreparedGateways()
-    original = group.makegateway
-
-    def makegateway(spec: Any = None) -> Any:
-        gateway = prepared.take(spec) if spec is not None else None
-        return gateway if gateway is not None else original(spec)
-
-    group.makegateway = makegateway
-    group._cloudeval_prepared = (prepared, original)
-    return prepared, original
-
-
 def prestart(group: Any, specs: Sequence[Any], say: Callable[[str], None] | None = None,
              threads: int = MAX_THREADS) -> PreparedGateways:
-    """Open a gateway for each of ``specs`` in ``group`` on up to ``threads`` threads (those not
-    opened already, e.g. by ``open_early``), and make the group's ``makegateway`` return them (each
-    once) when xdist asks for the same spec."""
-    prepared, original = take_first(group)
-    todo = [spec for spec in specs if not prepared.has(spec)]
+    """Open a gateway for each of ``specs`` in ``group`` on up to ``threads`` threads, and make the
+    group's ``makegateway`` return them (each once) when xdist asks for the same spec."""
+    prepared = PreparedGateways()
+    original = group.makegateway
 
     def make(spec: Any) -> None:
         try:
@@ -79,45 +56,14 @@ def prestart(group: Any, specs: Sequence[Any], say: Callable[[str], None] | None
                 say(f"cloudeval: could not open the gateway {getattr(spec, 'id', spec)} ahead of xdist ({e}); "
                     f"xdist will try it")
 
-    if len(todo) > 1:
-        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(todo))),
+    if len(specs) > 1:
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(specs))),
                                 thread_name_prefix="cloudeval-gateway") as pool:
-            list(pool.map(make, todo))
+            list(pool.map(make, specs))
+
+    def makegateway(spec: Any = None) -> Any:
+        gateway = prepared.take(spec) if spec is not None else None
+        return gateway if gateway is not None else original(spec)
+
+    group.makegateway = makegateway
     return prepared
-
-
-class EarlyGateways:
-    """Worker gateways opened while other hosts still get ready: ``open(host, specs)`` from a
-    readying thread, as soon as ``host`` is ready, for the slots the plan gives it; ``settle`` after
-    the slots are assigned drops (exits) each one whose slot ended up elsewhere or was cut."""
-
-    def __init__(self, group: Any) -> None:
-        self.prepared, self._original = take_first(group)
-        self._lock = threading.Lock()
-        self._where: dict[tuple[str, str], tuple[Any, str]] = {}
-        """spec key -> (spec, host name it was opened on)."""
-
-    def open(self, host: str, specs: Sequence[Any]) -> None:
-        for spec in specs:
-            try:
-                gateway = self._original(spec)
-            except Exception:  # noqa: BLE001 - prestart or xdist opens it again, and reports
-                continue
-            with self._lock:
-                self._where[_key(spec)] = (spec, host)
-            self.prepared.put(spec, gateway)
-
-    def settle(self, host_of: Callable[[Any], str | None]) -> int:
-        """Exit the prepared gateways whose spec's host (``host_of(spec)``, None: cut) is not the one
-        they were opened on; returns how many were kept."""
-        with self._lock:
-            opened = list(self._where.values())
-        kept = 0
-        for spec, host in opened:
-            if host_of(spec) == host:
-                kept += 1
-                continue
-            gateway = self.prepared.take(spec)
-            if gateway is not None:
-                gateway.exit()
-        return kept

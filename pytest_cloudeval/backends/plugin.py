@@ -24,7 +24,7 @@ from ..crash import forget_junit_testcase, give_up, lost_attempt, lost_result, r
 from ..errors import BackendError, MissingExtraError
 from ..options import add_options
 from ..results import atomic_write_json, is_safe_name
-from .base import Host, Provider
+from .base import Provider
 from .controller import CloudRun
 from .options import BACKEND_OPTIONS, CloudSettings
 from .transport import load_transport
@@ -249,59 +249,21 @@ class CloudXdistHooks:
         # xdist maps local path arguments against its rsync roots (which we emptied); the VM's
         # paths were computed above, so hand xdist those instead.
         self._restore_reltoroot = xdist_internals.replace_reltoroot(argv)
-        manager = xdist_internals.node_manager(config)
-        early = self._open_early(manager.group, specs) if manager is not None else None
         try:
             count = self.run.bring_up()
         except BackendError as e:
             self.run.teardown()
             pytest.exit(f"cloudeval --cloud={self.run.plan.cloud}: {e}", returncode=pytest.ExitCode.INTERNAL_ERROR)
-        finally:
-            self.run.on_ready = None
         # Partial capacity: fewer slots. The scheduler counts nodes from ``tx``, the node manager
         # from ``specs``: shrink both, or the scheduler waits forever for the missing workers.
         del specs[count:]
         config.option.tx = list(config.option.tx)[:count]
-        if early is not None:  # a slot that went to another host, or was cut, is opened again (or not)
-            kept = {self.run.slot_of(spec) for spec in specs}
-
-            def host_of(spec: Any) -> str | None:
-                alias = self.run.slot_of(spec)
-                handle = self.run.slots.get(alias) if alias in kept and alias else None
-                return handle.vm.name if handle is not None else None
-
-            early.settle(host_of)
         # xdist then opens the workers' gateways one after another; open them all at once instead.
         from .gateways import prestart
 
+        manager = xdist_internals.node_manager(config)
         if manager is not None:
             prestart(manager.group, specs, self.run.say)  # see xdist_internals 8.
-
-    def _open_early(self, group: Any, specs: list[Any]) -> Any:
-        """With a provider that asks for it (``early_gateways``): each host's worker gateways are opened
-        as soon as it is ready, for the slots the plan gives it, while other hosts still get ready
-        (pods: dozens become ready one after another). None otherwise."""
-        if not getattr(self.run.backend, "early_gateways", False):
-            return None
-        from .gateways import EarlyGateways
-
-        early = EarlyGateways(group)
-        run = self.run
-        places = [vm.name for vm in run.plan.vms for _ in range(vm.slots)]
-        planned: dict[str, list[tuple[str, Any]]] = {}
-        for spec in list(specs):
-            alias = run.slot_of(spec)
-            if alias in run.aliases and run.aliases.index(alias) < len(places):
-                planned.setdefault(places[run.aliases.index(alias)], []).append((alias, spec))
-
-        def on_ready(vm: Host) -> None:
-            slots = planned.get(vm.name, [])
-            for alias, _spec in slots:
-                run.transport.point(alias, vm)
-            early.open(vm.name, [spec for _alias, spec in slots])
-
-        run.on_ready = on_ready
-        return early
 
     def restore(self) -> None:
         if self._restore_reltoroot is not None:

@@ -62,9 +62,6 @@ class GkeProvider(Provider):
 
     name = "gke"
     transport = "kubectl"
-    early_gateways = True
-    """Open each pod's worker gateways as soon as it is ready (``backends/plugin.py``): dozens of pods
-    become ready one after another, and the workers of the first need not wait for the last."""
 
     def __init__(self, cfg: GkeConfig, settings: Settings, kube: Kube | None = None) -> None:
         self.cfg = cfg
