@@ -10,7 +10,14 @@ worker per VM, VMs on 127.0.0.2 and up) on trivial USACO tasks with the oracle a
   starts the workers;
 - the controller's peak RSS (``VmHWM`` of the pytest process) and the largest RSS of the whole
   process tree (pytest and its ssh clients) sampled every 0.5 s;
-- every task passed (one result.json each, outcome passed) and no instance of the run is left.
+- every task passed (one result.json each, outcome passed) and no instance of the run is left;
+- where the time goes: when the controller's bring-up ended, when the last worker's gateway opened
+  and the last worker started; and the CPU spent until every worker was ready (sampled every
+  0.25 s) by pytest and its ssh clients, by the VM containers (cgroup accounting), by Docker's
+  daemons (the whole engine's: other users of it count too), by the emulator (this process), and
+  by the whole machine (so the share other work took is visible);
+- the CPU floor: the CPU each extra VM costs, spread over the machine's cores, added to the time
+  of one VM; and how many VMs that cost lets fit within 3x the time of one.
 
     python bench/gce_scale.py [--vms 50] [--tasks-per-vm 2]
 """
@@ -40,7 +47,19 @@ ADD = "a, b = map(int, input().split())\nprint(a + b)\n"
 # Loaded by pytest on the controller: when each worker has collected, and the controller's peak RSS.
 TIMING_CONFTEST = '''import json, os, time
 
-_marks = {"collected": []}
+_marks = {"collected": [], "setupnodes": [], "gateway": [], "nodeready": []}
+
+
+def pytest_xdist_setupnodes(config, specs):
+    _marks["setupnodes"].append(time.time())
+
+
+def pytest_xdist_newgateway(gateway):
+    _marks["gateway"].append(time.time())
+
+
+def pytest_testnodeready(node):
+    _marks["nodeready"].append(time.time())
 
 
 def pytest_xdist_node_collection_finished(node, ids):
@@ -98,6 +117,67 @@ def tree_rss_kb(root_pid: int) -> int:
     return total
 
 
+DAEMONS = frozenset({"dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "docker-proxy"})
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(root_pid: int, daemons_seen: dict[int, list[float]]) -> float:
+    """CPU seconds (user + system, with reaped children) of ``root_pid``'s tree; records the CPU of
+    Docker's daemons by pid in ``daemons_seen`` ([first seen, last seen]; shims come and go)."""
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm = text[text.find("(") + 1:text.rfind(")")]
+        stat = text.rsplit(")", 1)[1].split()
+        pid, ppid = int(entry), int(stat[1])
+        used = sum(int(v) for v in stat[11:15]) / TICK
+        children.setdefault(ppid, []).append(pid)
+        cpu[pid] = used
+        if comm in DAEMONS:
+            daemons_seen.setdefault(pid, [used, used])[1] = used
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def daemon_cpu(daemons_seen: dict[int, list[float]], before: set[int]) -> float:
+    """CPU the daemons used since the baseline (``before``: pids that ran then; others from zero)."""
+    return sum(last - (first if pid in before else 0.0) for pid, (first, last) in daemons_seen.items())
+
+
+def container_cpu(ids: set[str], seen: dict[str, float]) -> float:
+    """Total CPU seconds of the VM containers ``ids`` (cgroup v1 cpuacct, or v2 cpu.stat), keeping the
+    last value of containers that are gone in ``seen``."""
+    for cid in ids:
+        for path in (f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage",
+                     f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat"):
+            try:
+                text = Path(path).read_text()
+            except OSError:
+                continue
+            if path.endswith("cpu.stat"):
+                seen[cid] = int(text.split("usage_usec", 1)[1].split()[0]) / 1e6
+            else:
+                seen[cid] = int(text) / 1e9
+            break
+    return sum(seen.values())
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores, everything but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / TICK
+
+
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -117,10 +197,37 @@ def run_pytest(root: Path, emulator: GceEmulator, run_id: str, workers: int, tas
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = [0]
     stop = threading.Event()
+    samples: list[tuple[float, float, float, float, float, float]] = []
+    """(time, CPU s of pytest and its children, of Docker's daemons, of the run's VM containers, of
+    this process (the emulator; the sampler's own CPU taken out), of the whole machine)"""
+    import docker
+
+    client = docker.from_env()
+    label = f"cloudeval.gce.emulator={emulator.state_label}"
+    daemons_seen: dict[int, list[float]] = {}
+    cpu_seconds(os.getpid(), daemons_seen)
+    before = set(daemons_seen)
+    machine0 = machine_busy_seconds()
+    me0 = sum(os.times()[:2])
+    sampler_cpu = [0.0]
+    ids: set[str] = set()
+    seen: dict[str, float] = {}
 
     def sample() -> None:
-        while not stop.wait(0.5):
-            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+        tick = 0
+        while not stop.wait(0.25):
+            tick += 1
+            if tick % 4 == 0:
+                try:
+                    ids.update(c.id for c in client.containers.list(all=True, filters={"label": label}, sparse=True)
+                               if run_id in (c.attrs.get("Names") or [""])[0])
+                except Exception:  # noqa: BLE001 - a missed sample is no error
+                    pass
+                peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            tree = cpu_seconds(proc.pid, daemons_seen)
+            sampler_cpu[0] = time.thread_time()
+            samples.append((time.time(), tree, daemon_cpu(daemons_seen, before), container_cpu(ids, seen),
+                            sum(os.times()[:2]) - me0 - sampler_cpu[0], machine_busy_seconds() - machine0))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -140,6 +247,9 @@ def run_pytest(root: Path, emulator: GceEmulator, run_id: str, workers: int, tas
     stored = [json.loads(p.read_text()) for p in (results / run_id / "add").glob("*/result.json")]
     left = [i["name"] for i in emulator.instances() if run_id in i["name"]]
     collected = sorted(marks["collected"])
+    ready_at = collected[-1] if len(collected) == workers else None
+    at_ready = next((x for x in samples if ready_at is not None and x[0] >= ready_at), samples[-1] if samples else None)
+    client.close()
     return {
         "workers": workers, "wall_s": wall, "load_before": load_before, "load_after": load(),
         "vms_ready": int(ready.group(1)) if ready else None,
@@ -147,6 +257,13 @@ def run_pytest(root: Path, emulator: GceEmulator, run_id: str, workers: int, tas
         "vms_running_s": float(running.group(1)) if running else None,
         "all_workers_ready_s": collected[-1] - t0 if len(collected) == workers else None,
         "first_worker_ready_s": collected[0] - t0 if collected else None,
+        "setupnodes_s": marks["setupnodes"][0] - t0 if marks["setupnodes"] else None,
+        "last_gateway_s": max(marks["gateway"]) - t0 if marks["gateway"] else None,
+        "last_nodeready_s": max(marks["nodeready"]) - t0 if marks["nodeready"] else None,
+        # CPU seconds spent until every worker was ready (sampled every 0.25 s):
+        "cpu_at_ready": _cpu(at_ready),
+        "cpu_total": _cpu(samples[-1] if samples else None),
+        "ready_window_s": at_ready[0] - t0 if at_ready else None,
         "controller_peak_rss_mb": marks.get("vmhwm_kb", 0) / 1024,
         "tree_peak_rss_mb": peak[0] / 1024,
         "passed": int(passed.group(1)) if passed else 0,
@@ -182,6 +299,34 @@ def main() -> int:
               f"{len(row['vms_left'])} VM(s) left; controller peak RSS {row['controller_peak_rss_mb']:.0f} MB "
               f"(with ssh clients {row['tree_peak_rss_mb']:.0f} MB); wall {row['wall_s']:.1f} s; "
               f"load {row['load_before']} -> {row['load_after']}")
+    cores = os.cpu_count() or 1
+    for row in rows:
+        cpu = row["cpu_at_ready"]
+        if cpu:
+            n = row["workers"]
+            ours = cpu["pytest_and_ssh"] + cpu["vm_containers"] + cpu["docker_daemons"] + cpu["emulator"]
+            window = row["ready_window_s"] or 0.0
+            print(f"-n {n:>2}: CPU until all ready: pytest + ssh clients {cpu['pytest_and_ssh']:.1f} s, VM containers "
+                  f"{cpu['vm_containers']:.1f} s ({cpu['vm_containers'] / n:.2f} s per VM), Docker daemons "
+                  f"{cpu['docker_daemons']:.1f} s (whole engine), emulator {cpu['emulator']:.1f} s; machine busy "
+                  f"{cpu['machine']:.1f} of {window * cores:.1f} core-s, {max(0.0, cpu['machine'] - ours):.1f} s of it "
+                  f"other work; bring-up done {_f(row['setupnodes_s'])} s, last gateway {_f(row['last_gateway_s'])} s, "
+                  f"last worker up {_f(row['last_nodeready_s'])} s")
+    if many["cpu_at_ready"] and one["all_workers_ready_s"] and args.vms > 1:
+        # The CPU floor: what the extra VMs cost on this machine's cores, added to the one-VM time.
+        def ours(cpu: dict[str, float] | None) -> float:
+            # Docker's daemons are left out: their figure is the whole engine's, other users' work
+            # included, so the floor is a lower bound.
+            return sum(v for k, v in (cpu or {}).items() if k not in ("machine", "docker_daemons"))
+
+        cpu_many, cpu_one = ours(many["cpu_at_ready"]), ours(one["cpu_at_ready"])
+        per_vm = max(0.01, (cpu_many - cpu_one) / (args.vms - 1))
+        floor = one["all_workers_ready_s"] + per_vm * (args.vms - 1) / cores
+        fits = int((3 * one["all_workers_ready_s"] - one["all_workers_ready_s"]) * cores / per_vm) + 1 if per_vm else 0
+        print(f"CPU floor: {per_vm:.2f} CPU-s per extra VM (controller, ssh, VM, emulator; not Docker's engine) "
+              f"x {args.vms - 1} / {cores} cores "
+              f"+ T(1) {one['all_workers_ready_s']:.1f} s = {floor:.1f} s = {floor / one['all_workers_ready_s']:.2f}x T(1); "
+              f"VMs that fit in 3x T(1) at that cost: {fits}")
     if not (many["all_workers_ready_s"] and one["all_workers_ready_s"]):
         print("not every worker became ready: no ratio")
         return 1
@@ -191,6 +336,14 @@ def main() -> int:
           f"controller peak RSS {many['controller_peak_rss_mb']:.0f} MB (goal < 300): {'ok' if rss_ok else 'OVER'}; "
           f"tasks and cleanup: {'ok' if ok else 'FAILED'}")
     return 0 if ok else 1
+
+
+def _cpu(sample: tuple[float, ...] | None) -> dict[str, float] | None:
+    if sample is None:
+        return None
+    _, tree, daemons, vms, emulator, machine = sample
+    return {"pytest_and_ssh": tree, "docker_daemons": daemons, "vm_containers": vms, "emulator": emulator,
+            "machine": machine}
 
 
 def _f(value: float | None) -> str:

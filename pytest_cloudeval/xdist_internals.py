@@ -103,6 +103,18 @@ def problems() -> list[str]:
     #    open them one after another.
     if "self.group.makegateway(spec)" not in _source(getattr(workermanage.NodeManager, "setup_node", None)):
         found.append("xdist.workermanage.NodeManager.setup_node no longer calls self.group.makegateway(spec)")
+    # 9. execnet's Group._gateways, Group._register(gateway), Group.allocate_id(spec) and
+    #    Gateway._group: backends/gateways.adopt moves the gateway the code was shipped over into
+    #    the node manager's group as a worker's (one ssh login and Python start less per host).
+    import execnet.gateway
+    import execnet.multi
+
+    if "self._gateways" not in _source(execnet.multi.Group.__init__) \
+            or _params(getattr(execnet.multi.Group, "_register", None)) != ["self", "gateway"] \
+            or _params(getattr(execnet.multi.Group, "allocate_id", None)) != ["self", "spec"] \
+            or "gateway._group = self" not in _source(execnet.multi.Group._register):
+        found.append(f"execnet {getattr(execnet, '__version__', '?')}: Group._gateways/_register/allocate_id "
+                     f"changed (backends/gateways.adopt relies on them)")
     return [f"{p} (pytest-xdist {version}; checked against {CHECKED_XDIST})" for p in found]
 
 

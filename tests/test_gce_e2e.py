@@ -149,6 +149,7 @@ def test_shipped_usaco_benchmark_passes_on_four_vms(emulator: GceEmulator, proje
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "12 passed" in out and "4 worker(s) on 4 VM(s) ready" in out
+    assert "4 of 4 worker(s) start on the interpreter their code was shipped over" in out
     stored = results_of(results, "e2e-usaco", "usaco")
     assert len(stored) == 12 and all(r["outcome"] == "passed" for r in stored.values())
     vms = {vm_of(r["worker"]) for r in stored.values()}

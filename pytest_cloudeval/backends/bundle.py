@@ -14,6 +14,7 @@ A VM keeps bundles under ``/var/tmp/cloudeval`` and skips any whose hash it alre
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib.metadata as metadata
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -441,6 +443,12 @@ if wait_docker_s:
             docker_ok = True
             break
         time.sleep(1)
+# This interpreter may become an xdist worker (controller.handed_over) whose PYTHONPATH names the
+# folders linked just now: forget that they were missing when the imports above looked.
+import importlib
+for path in [p for p, finder in sys.path_importer_cache.items() if finder is None]:
+    del sys.path_importer_cache[path]
+importlib.invalidate_caches()
 channel.send({"python": list(sys.version_info[:3]), "executable": sys.executable, "docker_ok": docker_ok})
 '''
 
@@ -461,6 +469,7 @@ def check_runtime(gateway: Any, site: str, timeout: float = 120.0) -> None:
     channel = gateway.remote_exec(_REMOTE_CHECK)
     channel.send((site, IMPORT_CHECK))
     ok, error = channel.receive(timeout=timeout)
+    channel.waitclose(timeout)
     if not ok:
         raise BackendError(f"the worker runtime does not import on the VM: {error.strip()}")
 
@@ -475,8 +484,13 @@ class ShipReport:
 
 
 def ship(gateway: Any, base: str, bundles: Sequence[Bundle], run_dir: str, links: dict[str, str],
-         want_docker: bool = False, wait_docker_s: float = 0.0, timeout: float = 600.0) -> ShipReport:
+         want_docker: bool = False, wait_docker_s: float = 0.0, timeout: float = 600.0,
+         sending: threading.Semaphore | None = None) -> ShipReport:
     """Send the bundles the VM lacks, link ``run_dir/<link>`` to them, and check the runtime imports.
+
+    ``sending`` bounds how many ships send at once: execnet copies a bundle twice while it sends it
+    (serialized, then framed), so 32 VMs at once held ~200 MB of copies on the controller. The
+    unpacking on the VM is not bounded.
 
     Raises: BackendError when the VM's Python is too old (or Docker is missing but wanted).
     """
@@ -486,12 +500,14 @@ def ship(gateway: Any, base: str, bundles: Sequence[Bundle], run_dir: str, links
     missing = channel.receive(timeout=timeout)
     sent = 0
     for name in missing:
-        channel.send((name, by_name[name].data))
+        with sending if sending is not None else contextlib.nullcontext():
+            channel.send((name, by_name[name].data))
         sent += len(by_name[name].data)
     for _ in missing:
         channel.receive(timeout=timeout)
     channel.send((run_dir, links, wait_docker_s if want_docker else 0))
     info = channel.receive(timeout=timeout + wait_docker_s)
+    channel.waitclose(timeout)  # free the interpreter's main thread for what runs next
     python = tuple(info["python"])
     if python < (3, 10):
         raise BackendError(f"the VM's python3 is {'.'.join(map(str, python))}; the workers need 3.10 or newer "

@@ -47,6 +47,8 @@ from .wiring import (
 )
 
 DOCKER_WAIT_S = 600.0
+SENDING_AT_ONCE = 4
+"""Bundles being sent at once (each costs two transient copies on the controller; see ``ship``)."""
 
 
 def cache_dir() -> Path:
@@ -120,10 +122,16 @@ class CloudRun:
         self.teardown_seconds: float | None = None
         self.torn_down = False
         self._runtime_check = Once()
+        self._sending = threading.BoundedSemaphore(SENDING_AT_ONCE)
         self._bundles: Future[list[Bundle]] | None = None
         self._replace_lock = threading.Lock()
         self.replacements: dict[str, Host | None] = {}
         """Lost host name -> the host that replaced it (None: the provider made none)."""
+        self.handed_over_count = 0
+        """Workers started on the interpreter their host's code was shipped over."""
+        self._handover: dict[str, tuple[Any, Any]] = {}
+        """Host name -> (execnet group, gateway) the code was shipped over, kept for xdist to adopt
+        as that host's first worker (``Transport.hands_over_gateways``)."""
 
     # -- configure-time wiring ----------------------------------------------------------------------
     def tx_specs(self) -> list[str]:
@@ -156,7 +164,7 @@ class CloudRun:
         def on_up(vm: Host) -> None:
             with self._lock:
                 if vm.name not in futures:
-                    futures[vm.name] = (vm, readying.submit(self._ready_one, vm, bundles_future, deadline))
+                    futures[vm.name] = (vm, readying.submit(self._ready_one, vm, bundles_future, deadline, True))
 
         try:
             bundles_future = builder.submit(self.build_bundles)
@@ -174,6 +182,7 @@ class CloudRun:
             ready = self._collect_ready(futures)
         except BaseException:
             self.cancel.set()
+            self.drop_handovers()
             raise
         finally:
             builder.shutdown(wait=False, cancel_futures=True)
@@ -221,31 +230,74 @@ class CloudRun:
             ready.append(vm)
         return ready
 
-    def _ready_one(self, vm: Host, bundles_future: Future[list[Bundle]], deadline: float) -> ShipReport:
+    def _ready_one(self, vm: Host, bundles_future: Future[list[Bundle]], deadline: float,
+                   hand_over: bool = False) -> ShipReport:
+        """Make ``vm`` ready: reachable, code shipped, runtime checked (once per run). With
+        ``hand_over`` (and a transport that can), the gateway used is the interpreter a worker
+        needs, kept for ``handed_over``."""
         import execnet
 
         t0 = time.monotonic()
         self.transport.wait_ready(vm, deadline, self.cancel)
+        hand_over = hand_over and self.transport.hands_over_gateways
         group = execnet.Group()
+        if hand_over:
+            group.set_execmodel("thread", "main_thread_only")  # what xdist's workers run with
+        kept = False
         try:
-            gateway = self.transport.gateway(group, vm, "python3", deadline, self.cancel)
+            gateway = self.transport.gateway(group, vm, self.python if hand_over else "python3", deadline,
+                                             self.cancel)
             t_reach = time.monotonic()
             bundles = bundles_future.result()
             t_bundle = time.monotonic()
             report = ship(gateway, self.layout.base, bundles, self.layout.run_dir,
                           {"site": bundles[0].name, "src": bundles[1].name},
                           want_docker=self.settings.sandbox == "docker",
-                          wait_docker_s=max(5.0, min(DOCKER_WAIT_S, deadline - time.monotonic())))
+                          wait_docker_s=max(5.0, min(DOCKER_WAIT_S, deadline - time.monotonic())),
+                          sending=self._sending)
             t_ship = time.monotonic()
             self._runtime_check.run(lambda: check_runtime(gateway, self.layout.site))
+            if hand_over and not self.cancel.is_set():
+                with self._lock:
+                    self._handover[vm.name] = (group, gateway)
+                kept = True
         finally:
-            group.terminate(timeout=5)
+            if not kept:
+                group.terminate(timeout=5)
         sizes = {b.name: len(b.data) / 2**20 for b in bundles}
         sent = (f"shipped {' + '.join(f'{sizes[name]:.1f} MB' for name in report.sent)}" if report.sent
                 else "code already there")
         self.say(f"cloudeval {self.plan.cloud}: {vm.name} ready (python {'.'.join(map(str, report.python))}, {sent}; "
                  f"{self.transport.name} {t_reach - t0:.1f} s, ship {t_ship - t_bundle:.1f} s, check {time.monotonic() - t_ship:.1f} s)")
         return report
+
+    def handed_over(self, group: Any, spec: Any) -> Any | None:
+        """The gateway the code was shipped over to the host of ``spec``'s slot, adopted into
+        ``group`` as ``spec``'s (once per host: its other slots, and restarts, get fresh ones), or
+        None."""
+        from .gateways import adopt
+
+        vm = self.vm_of(self.transport.slot_of(spec))
+        with self._lock:
+            kept = self._handover.pop(vm.name, None) if vm is not None else None
+        if kept is None:
+            return None
+        own, gateway = kept
+        try:
+            adopted = adopt(gateway, group, spec)
+        except Exception:  # noqa: BLE001 - gone or broken since: the caller opens a fresh one
+            own.terminate(timeout=5)
+            return None
+        with self._lock:
+            self.handed_over_count += 1
+        return adopted
+
+    def drop_handovers(self) -> None:
+        """Close the kept gateways nobody adopted (hosts without a slot, runs that stop early)."""
+        with self._lock:
+            kept, self._handover = list(self._handover.values()), {}
+        for group, _gateway in kept:
+            threading.Thread(target=group.terminate, kwargs={"timeout": 5}, daemon=True).start()
 
     def _assign(self, ready: list[Host]) -> int:
         """Give each slot a host (in plan order, up to each host's slots) and point it there."""
@@ -374,6 +426,7 @@ class CloudRun:
             return
         self.torn_down = True
         self.cancel.set()
+        self.drop_handovers()
         t0 = time.monotonic()
         try:
             deleted = self.backend.teardown(self.say)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,9 +25,11 @@ from ..errors import BackendError, MissingExtraError
 from ..options import add_options
 from ..results import atomic_write_json, is_safe_name
 from .base import Provider
-from .controller import CloudRun
 from .options import BACKEND_OPTIONS, CloudSettings
 from .transport import load_transport
+
+if TYPE_CHECKING:  # the controller (bundles, pricing, wiring) is imported only where a cloud run starts:
+    from .controller import CloudRun  # every worker loads this plugin, none needs it
 
 CLOUD_KEY = pytest.StashKey["CloudRun"]()
 ALLOWED_DIST = ("load", "worksteal")
@@ -183,6 +185,8 @@ def pytest_cloudeval_configure(session: Any) -> None:
     settings = session.settings
     backend = cls.from_config(config, settings)
     backend.preflight()
+    from .controller import CloudRun
+
     run = CloudRun(config, settings, backend, workers, opts.workers_per_vm, opts.keep_workers, _say(config),
                    transport_cls)
     config.option.tx = run.tx_specs()
@@ -263,7 +267,13 @@ class CloudXdistHooks:
 
         manager = xdist_internals.node_manager(config)
         if manager is not None:
-            prestart(manager.group, specs, self.run.say)  # see xdist_internals 8.
+            # Each host's first worker takes over the gateway its code was shipped over.
+            prestart(manager.group, specs, self.run.say,  # see xdist_internals 8.
+                     opened=lambda spec: self.run.handed_over(manager.group, spec))
+            if self.run.handed_over_count:
+                self.run.say(f"cloudeval {self.run.plan.cloud}: {self.run.handed_over_count} of {count} worker(s) "
+                             f"start on the interpreter their code was shipped over")
+        self.run.drop_handovers()
 
     def restore(self) -> None:
         if self._restore_reltoroot is not None:

@@ -56,6 +56,12 @@ class Transport(ABC):
     ``popen//python=<kubectl exec -i POD -- python3>``): xdist would otherwise give that worker the
     controller's sys.path, as to any local popen worker."""
 
+    hands_over_gateways: ClassVar[bool] = False
+    """True when the gateway ``gateway(group, host, python, ...)`` returns is the interpreter a worker
+    slot's spec on that host starts (same host, user and ``python``): the controller then ships the
+    code over it and hands it to xdist as the host's first worker instead of opening a second one
+    (``gateways.adopt``)."""
+
     def __init__(self, private: Path, key_dir: Path, label: str) -> None:
         self.private = private
         self.key_dir = key_dir
