@@ -14,7 +14,12 @@ the oracle agent, and measures:
   its kubectl clients), sampled every 0.5 s;
 - every task passed and no pod or Job of the run is left;
 - per-task overhead: ``-n 1`` on 20 tasks, the mean time between consecutive task reports on the
-  controller, for a pod worker and for a local (popen) worker.
+  controller, for a pod worker and for a local (popen) worker;
+- where the CPU goes until every worker has collected: the pods (cgroup cpuacct of their containers),
+  pytest with its kubectl clients, the emulator (this process, with the sampler), the Docker engine
+  (dockerd, containerd, shims: shared with anything else using the engine), and each worker's own
+  start-up CPU (python, execnet, imports, collection); the last line divides that CPU by the cores
+  and sets it against 3 x the 1-pod time (on the emulator the pods run on the controller's cores).
 
     python bench/gke_scale.py [--pods 1,8,50] [--tasks-per-pod 2] [--overhead-tasks 20]
 
@@ -43,11 +48,26 @@ from pytest_cloudeval.testing.k8s_emulator import K8sEmulator  # noqa: E402
 ADD = "a, b = map(int, input().split())\nprint(a + b)\n"
 TIMING_CONFTEST = '''import json, os, time
 
-_marks = {"collected": []}
+_marks = {"collected": [], "worker_startup_cpu_s": []}
 
 
 def pytest_xdist_node_collection_finished(node, ids):
     _marks["collected"].append(time.time())
+
+
+def pytest_collection_finish(session):
+    # On a worker: its own CPU (python start-up, execnet bootstrap, imports, collection) until it can
+    # take tasks; sent back to the controller with the worker's output at its end.
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        t = os.times()
+        workeroutput["startup_cpu_s"] = t.user + t.system
+
+
+def pytest_testnodedown(node, error):
+    cpu = getattr(node, "workeroutput", {}).get("startup_cpu_s")
+    if cpu is not None:
+        _marks["worker_startup_cpu_s"].append(cpu)
 
 
 def pytest_runtest_logreport(report):
@@ -61,6 +81,9 @@ def pytest_unconfigure(config):
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             _marks["vmhwm_kb"] = int(line.split()[1])
+    t = os.times()
+    _marks["controller_cpu_s"] = t.user + t.system
+    _marks["controller_children_cpu_s"] = t.children_user + t.children_system
     path = os.environ.get("BENCH_TIMING")
     if path:
         with open(path, "w") as f:
@@ -84,26 +107,74 @@ def make_project(root: Path, tasks: int) -> None:
     (bench / "benchmark.toml").write_text('format = "usaco"\ndataset = "problems.json"\ntests_dir = "tests"\n')
 
 
-def tree_rss_kb(root_pid: int) -> int:
-    """Resident memory of ``root_pid`` and all its descendants, from /proc."""
+def tree_rss_kb(root_pid: int, cpu: list[float] | None = None, engine: dict[int, float] | None = None) -> int:
+    """Resident memory of ``root_pid`` and all its descendants, from /proc; their CPU seconds (with
+    what they reaped) go to ``cpu[0]`` when given, and the engine's processes to ``engine`` (see
+    ``engine_cpu_s``), in the same pass over /proc."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            raw = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
+        name, stat = raw[raw.find("(") + 1:raw.rfind(")")], raw.rsplit(")", 1)[1].split()
         pid, ppid = int(entry), int(stat[1])
+        if engine is not None and (name in ENGINE or name.startswith("containerd-shim")):
+            engine[pid] = max(engine.get(pid, 0.0), (int(stat[11]) + int(stat[12])) / tick)
         children.setdefault(ppid, []).append(pid)
         rss[pid] = int(stat[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    total, todo = 0, [root_pid]
+        used[pid] = sum(int(x) for x in stat[11:15]) / tick  # utime stime cutime cstime
+    total, todo, seconds = 0, [root_pid], 0.0
     while todo:
         pid = todo.pop()
         total += rss.get(pid, 0)
+        seconds += used.get(pid, 0.0)
         todo.extend(children.get(pid, []))
+    if cpu is not None:
+        cpu[0] = max(cpu[0], seconds)
     return total
+
+
+ENGINE = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "runc", "docker-proxy")
+CPUACCT = Path("/sys/fs/cgroup/cpuacct/docker")
+
+
+def engine_cpu_s(seen: dict[int, float]) -> None:
+    """Update ``seen`` (pid -> CPU seconds) with the Docker engine's processes (dockerd, containerd, the
+    shims and runc: what starting containers and execs costs the engine). Shims end with their
+    container, so the caller keeps the largest figure of each pid it ever saw."""
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1:raw.rindex(")")]
+        if name not in ENGINE and not name.startswith("containerd-shim"):
+            continue
+        fields = raw.rsplit(")", 1)[1].split()
+        seen[int(entry)] = max(seen.get(int(entry), 0.0), (int(fields[11]) + int(fields[12])) / tick)
+
+
+def pods_cpu_s(emulator: K8sEmulator, seen: dict[str, float]) -> None:
+    """Update ``seen`` (container id -> CPU seconds, cgroup v1 cpuacct) with the emulator's pod
+    containers (their ids from the emulator's own records: no engine call): the worker pods' own CPU
+    (interpreters, unpacking, tasks)."""
+    if not CPUACCT.is_dir():
+        return
+    ids = [r.container_id for r in list(emulator.cluster.pods.values()) if r.container_id]
+    for cid in ids:
+        try:
+            seen[cid] = max(seen.get(cid, 0.0), int((CPUACCT / cid / "cpuacct.usage").read_text()) / 1e9)
+        except (OSError, ValueError):
+            continue
 
 
 def load() -> str:
@@ -132,19 +203,35 @@ def run_pytest(root: Path, emulator: K8sEmulator, run_id: str, workers: int, tas
     if cloud:
         cmd += ["--cloud=gke", f"--kubeconfig={emulator.kubeconfig}", "--worker-cpu=250m", "--worker-memory=256Mi"]
     load_before = load()
+    before = os.times()
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = [0]
     stop = threading.Event()
+    engine: dict[int, float] = {}
+    engine_cpu_s(engine)
+    engine_before = sum(engine.values())
+    pods: dict[str, float] = {}
+
+    tree_cpu = [0.0]
+    series: list[tuple[float, float, float, float, float]] = []
+    """(when, pods, pytest with kubectl, emulator, engine) CPU seconds so far, every 0.5 s."""
 
     def sample() -> None:
         while not stop.wait(0.5):
-            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            peak[0] = max(peak[0], tree_rss_kb(proc.pid, tree_cpu, engine if cloud else None))
+            if cloud:
+                pods_cpu_s(emulator, pods)
+                me = os.times()
+                series.append((time.time(), sum(pods.values()), tree_cpu[0],
+                               me.user + me.system - before.user - before.system,
+                               sum(engine.values()) - engine_before))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     out, _ = proc.communicate(timeout=1800)
     wall = time.time() - t0
+    after = os.times()
     stop.set()
     sampler.join()
     if keep is not None:
@@ -158,6 +245,8 @@ def run_pytest(root: Path, emulator: K8sEmulator, run_id: str, workers: int, tas
     passed = re.search(r"(\d+) passed", out)
     stored = [json.loads(p.read_text()) for p in (results / run_id / "add").glob("*/result.json")]
     collected = sorted(marks["collected"])
+    startup = marks.get("worker_startup_cpu_s") or []
+    shipped = [tuple(map(float, m)) for m in re.findall(r"kubectl ([\d.]+) s, ship ([\d.]+) s, check ([\d.]+) s", out)]
     reports = sorted(marks.get("reports", []))
     return {
         "workers": workers, "cloud": cloud, "wall_s": wall, "load_before": load_before, "load_after": load(),
@@ -170,6 +259,23 @@ def run_pytest(root: Path, emulator: K8sEmulator, run_id: str, workers: int, tas
         "tree_peak_rss_mb": peak[0] / 1024,
         "passed": int(passed.group(1)) if passed else 0,
         "stored_passed": sum(1 for r in stored if r.get("outcome") == "passed"),
+        # CPU seconds over the whole run: the emulator (threads of this process; the sampler is
+        # negligible), pytest with its kubectl clients (reaped children), and the workers' own CPU
+        # until each had collected (in the pods, so in neither of the former).
+        "cpu_emulator_s": (after.user + after.system) - (before.user + before.system),
+        "cpu_pytest_tree_s": ((after.children_user + after.children_system)
+                              - (before.children_user + before.children_system)),
+        "cpu_controller_python_s": marks.get("controller_cpu_s"),
+        "worker_startup_cpu_s": sum(startup) / len(startup) if startup else None,
+        "cpu_engine_s": sum(engine.values()) - engine_before if cloud else None,
+        "cpu_pods_total_s": sum(pods.values()) if cloud else None,
+        # The same, sampled every 0.5 s, at the last sample before every worker had collected.
+        "cpu_until_ready_s": (dict(zip(("pods", "pytest_kubectl", "emulator", "engine"),
+                                       max((row for row in series if row[0] <= collected[-1]),
+                                           default=(0.0, 0.0, 0.0, 0.0, 0.0))[1:], strict=True))
+                              if cloud and collected else None),
+        "worker_startup_cpu_n": len(startup),
+        "ready_phases_mean_s": ([sum(col) / len(col) for col in zip(*shipped, strict=True)] if shipped else None),
         "tasks": tasks, "left": leftovers(emulator, run_id) if cloud else [], "exit": proc.returncode,
     }
 
@@ -234,7 +340,25 @@ def main() -> int:
                  f"(+{overhead * 1000:.0f} ms)")
     parts.append(f"tasks and cleanup: {'ok' if ok else 'FAILED'}")
     print("; ".join(parts))
+    print(cpu_floor(biggest, one))
     return 0 if ok else 1
+
+
+def cpu_floor(row: dict[str, Any], one: float) -> str:
+    """Whether the 3x goal is reachable on this machine's cores at all: the CPU the run spent until
+    every worker could take tasks, divided by the cores, against 3 x the 1-pod time."""
+    cores = os.cpu_count() or 1
+    workers = row["workers"]
+    startup = row["worker_startup_cpu_s"] or 0.0
+    spent = row.get("cpu_until_ready_s") or {}
+    total = sum(spent.values())
+    budget = 3 * one
+    floor = total / cores
+    return (f"CPU floor, {workers} pods on {cores} cores: worker start-up {startup:.2f} s x {workers} / {cores} = "
+            f"{startup * workers / cores:.1f} s; all CPU until ready (" +
+            " + ".join(f"{k} {v:.1f}" for k, v in spent.items()) + f" = {total:.1f} s) / {cores} = {floor:.1f} s; "
+            f"per pod {total / workers:.2f} CPU-s; 3 x T(1) = 3 x {one:.1f} = {budget:.1f} s: "
+            f"{'reachable' if floor <= budget else 'out of reach on this machine (the floor alone is over it)'}")
 
 
 def _f(value: float | None, digits: int = 1) -> str:

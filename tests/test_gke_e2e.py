@@ -102,3 +102,37 @@ def test_cloud_status_lists_worker_pods_of_a_running_run(project: Path, tmp_path
     rows = [line for line in status.stdout.splitlines() if f"cew-{run_id}-" in line]
     assert len(rows) == 2 and all("Running" in row and run_id in row for row in rows), status.stdout
     assert eventually(lambda: not leftovers(run_id), timeout=30), leftovers(run_id)
+
+
+def test_workers_per_pod_packs_two_xdist_workers_in_each_of_two_pods(project: Path, tmp_path: Path) -> None:
+    """``-n 4 --workers-per-pod 2``: two worker pods (Jobs) with requests for two workers each, four
+    distinct xdist workers on them, a USACO-format benchmark all passed with the oracle (the small
+    'add' one: the shipped tasks' time limits fail under a loaded CI machine's CPU, which is not what
+    this checks)."""
+    results, run_id = tmp_path / "results", "gke-per-pod"
+    live = Live(project, "add", "--agent", "oracle", "-n", "4", "--workers-per-pod", "2",
+                *gke_args(run_id, results))
+    try:
+        live.wait_for(r"4 worker\(s\) on 2 pod\(s\) ready", timeout=180)
+        jobs = [j for j in emulator().jobs("default")
+                if (j["metadata"].get("labels") or {}).get("cloudeval.run") == run_id]
+        code = live.finish()
+    finally:
+        live.kill()
+    out = live.output
+    assert code == 0, out
+    assert "6 passed" in out, out
+    assert len(jobs) == 2, [j["metadata"]["name"] for j in jobs]
+    for job in jobs:  # each pod asks for two workers' worth (2 x 250m cpu, 2 x 512Mi)
+        requests = job["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
+        assert requests == {"cpu": "500m", "memory": "1024Mi"}, requests
+    stored = results_of(results, run_id, "add")
+    assert len(stored) == 6 and all(r["outcome"] == "passed" for r in stored.values()), stored
+    workers = {str(r["worker"]) for r in stored.values()}
+    pods = {pod_of_result(r) for r in stored.values()}
+    assert all(p.startswith(f"cew-{run_id}-") for p in pods), pods
+    assert len(pods) == 2, pods
+    assert len(workers) == 4, workers  # gw0..gw3, two on each pod
+    per_pod = {pod: {w.split("@", 1)[0] for w in workers if w.endswith("@" + pod)} for pod in pods}
+    assert all(len(ids) == 2 for ids in per_pod.values()), per_pod
+    assert eventually(lambda: not leftovers(run_id), timeout=30), leftovers(run_id)

@@ -83,9 +83,21 @@ def test_cloud_check_asks_for_every_permission_the_run_needs() -> None:
     k8s = {str(p) for p in needed("k8s")}
     assert {"create serviceaccounts", "create roles.rbac.authorization.k8s.io",
             "create rolebindings.rbac.authorization.k8s.io", "create networkpolicies.networking.k8s.io"} <= k8s
-    body: dict[str, Any] = review(needed("local")[-1], "ns")
+    exec_perm = next(p for p in needed("local") if str(p) == "create pods/exec")
+    body: dict[str, Any] = review(exec_perm, "ns")
     assert body["spec"]["resourceAttributes"] == {"namespace": "ns", "verb": "create", "resource": "pods",
                                                   "subresource": "exec"}
+
+
+def test_cloud_check_covers_what_the_controller_calls_and_what_the_role_grants() -> None:
+    """Worker pods are deleted by label (deletecollection); creating the workers' Role needs every
+    permission it grants (RBAC escalation check), so --cloud-check asks for each, once."""
+    assert "deletecollection pods" in {str(p) for p in needed("local")}
+    k8s = [str(p) for p in needed("k8s")]
+    assert len(k8s) == len(set(k8s)), k8s
+    granted = {f"{verb} {resource}" + (f".{rule['apiGroups'][0]}" if rule["apiGroups"][0] else "")
+               for rule in SANDBOX_RULES for resource in rule["resources"] for verb in rule["verbs"]}
+    assert granted <= set(k8s), granted - set(k8s)
 
 
 def test_quantities_are_checked() -> None:
@@ -169,16 +181,55 @@ def test_in_cluster_access_only_without_a_kubeconfig(tmp_path: Path, monkeypatch
     assert not k8s_api.in_cluster(K8sConfig())
 
 
-def test_pod_info_explains_a_pending_pod_from_the_generated_model():
-    """The provider reads pods as the SDK's models; the sandbox's explanation reads the API's JSON."""
-    from kubernetes import client
-
+def test_pod_info_reads_the_apis_json_and_explains_a_pending_pod():
+    """The provider reads pods as the API's plain JSON (no typed models: they cost the controller a
+    second of CPU to load), and says why a pod is not running."""
     from pytest_cloudeval.backends.gke.kube import pod_info
 
-    pod = client.V1Pod(
-        metadata=client.V1ObjectMeta(name="w-0-abcde", labels={"cloudeval.worker": "w-0"}),
-        status=client.V1PodStatus(phase="Pending", conditions=[client.V1PodCondition(
-            type="PodScheduled", status="False", reason="Unschedulable", message="0/1 nodes: Insufficient cpu")]))
+    pod = {"metadata": {"name": "w-0-abcde", "labels": {"cloudeval.worker": "w-0"},
+                        "creationTimestamp": "2026-12-03T07:00:00Z"},
+           "status": {"phase": "Pending", "conditions": [
+               {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/1 nodes: Insufficient cpu"}]}}
     info = pod_info(pod)
-    assert info.worker == "w-0" and info.phase == "Pending"
+    assert info.worker == "w-0" and info.phase == "Pending" and not info.running
     assert "Insufficient cpu" in info.reason
+    assert info.created_at == 1796281200.0
+    running = pod_info({"metadata": {"name": "w-1-x", "labels": {"cloudeval.worker": "w-1"},
+                                     "deletionTimestamp": "2026-12-03T07:00:01Z"},
+                        "status": {"phase": "Running"}})
+    assert running.deleting and not running.running
+
+
+def test_a_task_edited_after_the_controller_built_gets_an_error_never_the_old_image(tmp_path: Path) -> None:
+    """A worker pod picks the controller's image by the content hash of the environment/ it collected:
+    content edited after the build has no image, which is an error that says why (never the old one)."""
+    from pytest_cloudeval.errors import SandboxError
+    from pytest_cloudeval.model import Task
+    from pytest_cloudeval.sandbox.base import SandboxSpec
+    from pytest_cloudeval.sandbox.build_context import content_hash
+    from pytest_cloudeval.sandbox.k8s import image_without_engine
+    from pytest_cloudeval.tasks.harbor import HarborFormat
+
+    task_dir = tmp_path / "bench" / "edited"
+    for sub in ("environment", "tests"):
+        (task_dir / sub).mkdir(parents=True)
+    (task_dir / "task.toml").write_text("[environment]\n")
+    (task_dir / "instruction.md").write_text("Nothing.\n")
+    (task_dir / "tests" / "test.sh").write_text("#!/bin/sh\n")
+    (task_dir / "environment" / "Dockerfile").write_text("FROM scratch\nCOPY v.txt /v\n")
+    (task_dir / "environment" / "v.txt").write_text("1\n")
+
+    def spec() -> SandboxSpec:
+        fmt = HarborFormat()
+        source = fmt.detect(task_dir)
+        assert source is not None
+        task = fmt.load_task(source, "bench")
+        assert isinstance(task, Task), task
+        return SandboxSpec(task=task, run_id="r", name="n", environment=task.environment)
+
+    built = {content_hash(task_dir / "environment"): "reg/cloudeval-task/edited:old"}
+    assert image_without_engine(spec(), built) == "reg/cloudeval-task/edited:old"
+    (task_dir / "environment" / "v.txt").write_text("2\n")  # same size, other content
+    with pytest.raises(SandboxError, match="built no image for this content"):
+        image_without_engine(spec(), built)

@@ -3,7 +3,8 @@ stream (an execnet ``popen`` gateway whose interpreter runs in the pod).
 
 One stream per worker, kept for the whole run, instead of one exec per command: an exec is checked by
 the API server (and on GKE Autopilot by an admission webhook) when it opens, so per-command execs
-are throttled (about 35 trials/min on Autopilot); a stream opened once is not. A stream that drops
+are throttled (Harbor users report about 35 trials/min on Autopilot; not measured here); a stream
+opened once is not. A stream that drops
 ends its kubectl, which xdist sees as a lost worker: the controller re-queues the task and restarts
 the worker on the same pod if it still runs, or on a replacement.
 

@@ -1,19 +1,27 @@
-"""The cluster calls the GKE provider makes, over the official ``kubernetes`` client (imported lazily).
+"""The cluster calls the GKE provider makes, as plain JSON over the official ``kubernetes`` client's
+``ApiClient`` (``sandbox.k8s_rest.Rest``: the kubeconfig's authentication, TLS, pooled connections).
 
-Every call is retried on connection trouble, 429 and 5xx (``sandbox.k8s_api.call``); a refusal
-becomes ``BackendError`` naming the call and the API server's reason. "Not found" on a delete counts
-as deleted. Clients come from the run's ``K8sConfig`` (kubeconfig, context) and share one
-configuration; no exec stream goes through here (that is the ``kubectl`` transport's).
+Not the generated ``CoreV1Api``/``BatchV1Api`` classes and typed models: touching them costs the
+controller about a second of CPU before its first Job (on the critical path of every run), and
+turning a 50-pod list into models costs ~30 ms, four times a second while the pods start. Every call
+is retried on connection trouble, 429 and 5xx (``sandbox.k8s_api.call``); a refusal becomes
+``BackendError`` naming the call and the API server's reason. "Not found" on a delete counts as
+deleted. No exec stream goes through here (that is the ``kubectl`` transport's).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ...errors import BackendError, SandboxError
+
+JOBS = "/apis/batch/v1/namespaces/{namespace}/jobs"
+PODS = "/api/v1/namespaces/{namespace}/pods"
+RBAC = "/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+ACCOUNTS = "/api/v1/namespaces/{namespace}/serviceaccounts"
 
 
 @dataclass(frozen=True)
@@ -34,35 +42,28 @@ class PodInfo:
 
 
 def _ts(value: Any) -> float:
+    """Seconds since the epoch of an RFC 3339 timestamp of the API (0.0 when absent or unreadable)."""
+    if not value:
+        return 0.0
     try:
-        return float(value.timestamp()) if value is not None else 0.0
-    except (AttributeError, OverflowError, ValueError):
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError):
         return 0.0
 
 
 class Kube:
-    """One namespace of one cluster. Thread-safe: the client's REST calls are (streams are not, and
-    none are made here)."""
+    """One namespace of one cluster. Thread-safe (plain requests on urllib3's pool; no streams)."""
 
     def __init__(self, cluster: Any, namespace: str | None = None) -> None:
         from ...sandbox import k8s_api
+        from ...sandbox.k8s_rest import Rest
 
         self.cluster = cluster
         try:
             self.namespace = namespace or k8s_api.namespace_of(cluster)
-            self._client = k8s_api.api_client(cluster)
+            self._rest = Rest(k8s_api.api_client(cluster))
         except SandboxError as e:
             raise BackendError(str(e)) from e
-        self._lock = threading.Lock()
-        self._apis: dict[str, Any] = {}
-
-    def _api(self, kind: str) -> Any:
-        from kubernetes import client
-
-        with self._lock:
-            if kind not in self._apis:
-                self._apis[kind] = getattr(client, kind)(self._client)
-            return self._apis[kind]
 
     def call(self, what: str, fn: Any, *, missing_ok: bool = False) -> Any:
         from ...sandbox import k8s_api
@@ -78,57 +79,58 @@ class Kube:
                 raise BackendError(f"Kubernetes API: {what} failed: {k8s_api.describe_error(e)}") from e
             raise
 
+    def _request(self, what: str, method: str, path: str, name: str | None = None, *, missing_ok: bool = False,
+                 query: list[tuple[str, Any]] | None = None, body: Any = None) -> dict[str, Any] | None:
+        params = {"namespace": self.namespace}
+        if name is not None:
+            path, params["name"] = path + "/{name}", name
+        return self.call(what, lambda: self._rest.request(method, path, params, query=query or [], body=body),
+                         missing_ok=missing_ok)
+
     # -- discovery ---------------------------------------------------------------------------------
     def serves_jobs(self) -> bool:
         """Whether the API server serves batch/v1 Jobs (every real cluster does)."""
-        found = self.call("discover batch/v1", lambda: self._api("BatchV1Api").get_api_resources(), missing_ok=True)
-        return found is not None and any(r.name == "jobs" for r in found.resources or [])
+        found = self._request("discover batch/v1", "GET", "/apis/batch/v1", missing_ok=True)
+        return found is not None and any(r.get("name") == "jobs" for r in found.get("resources") or [])
 
     # -- workers -------------------------------------------------------------------------------------
     def create_job(self, body: Mapping[str, Any]) -> None:
-        name = body["metadata"]["name"]
-        self.call(f"create the worker Job {name}",
-                  lambda: self._api("BatchV1Api").create_namespaced_job(self.namespace, dict(body)))
+        self._request(f"create the worker Job {body['metadata']['name']}", "POST", JOBS, body=dict(body))
 
     def create_pod(self, body: Mapping[str, Any]) -> None:
-        name = body["metadata"]["name"]
-        self.call(f"create the worker pod {name}",
-                  lambda: self._api("CoreV1Api").create_namespaced_pod(self.namespace, dict(body)))
+        self._request(f"create the worker pod {body['metadata']['name']}", "POST", PODS, body=dict(body))
 
     def delete_job(self, name: str) -> bool:
         """Delete a worker Job (its pods with it, Background propagation); False when it was gone."""
-        done = self.call(f"delete the worker Job {name}", lambda: self._api("BatchV1Api").delete_namespaced_job(
-            name, self.namespace, propagation_policy="Background", grace_period_seconds=0), missing_ok=True)
+        done = self._request(f"delete the worker Job {name}", "DELETE", JOBS, name, missing_ok=True,
+                             query=[("propagationPolicy", "Background"), ("gracePeriodSeconds", 0)])
         return done is not None
 
     def delete_pods(self, label_selector: str) -> None:
         """Delete (grace 0) the pods matching ``label_selector``: the cluster's garbage collector
         would take its time, and a stopped worker should stop now."""
-        api = self._api("CoreV1Api")
-        self.call(f"delete pods {label_selector}", lambda: api.delete_collection_namespaced_pod(
-            self.namespace, label_selector=label_selector, grace_period_seconds=0), missing_ok=True)
+        self._request(f"delete pods {label_selector}", "DELETE", PODS, missing_ok=True,
+                      query=[("labelSelector", label_selector), ("gracePeriodSeconds", 0)])
 
     def delete_pod(self, name: str) -> bool:
-        done = self.call(f"delete the pod {name}", lambda: self._api("CoreV1Api").delete_namespaced_pod(
-            name, self.namespace, grace_period_seconds=0), missing_ok=True)
+        done = self._request(f"delete the pod {name}", "DELETE", PODS, name, missing_ok=True,
+                             query=[("gracePeriodSeconds", 0)])
         return done is not None
 
     def pods(self, label_selector: str) -> list[PodInfo]:
-        found = self.call(f"list pods {label_selector}", lambda: self._api("CoreV1Api").list_namespaced_pod(
-            self.namespace, label_selector=label_selector))
-        return [pod_info(p) for p in found.items]
+        found = self._request(f"list pods {label_selector}", "GET", PODS, query=[("labelSelector", label_selector)])
+        return [pod_info(p) for p in (found or {}).get("items") or []]
 
     def pod(self, name: str) -> PodInfo | None:
-        found = self.call(f"read the pod {name}", lambda: self._api("CoreV1Api").read_namespaced_pod(
-            name, self.namespace), missing_ok=True)
+        found = self._request(f"read the pod {name}", "GET", PODS, name, missing_ok=True)
         return None if found is None else pod_info(found)
 
     def jobs(self, label_selector: str) -> list[tuple[str, dict[str, str], float]]:
         """(name, labels, created at) of the Jobs matching ``label_selector``."""
-        found = self.call(f"list Jobs {label_selector}", lambda: self._api("BatchV1Api").list_namespaced_job(
-            self.namespace, label_selector=label_selector), missing_ok=True)
-        return [(j.metadata.name, dict(j.metadata.labels or {}), _ts(j.metadata.creation_timestamp))
-                for j in (found.items if found is not None else [])]
+        found = self._request(f"list Jobs {label_selector}", "GET", JOBS, missing_ok=True,
+                              query=[("labelSelector", label_selector)])
+        return [(str(j["metadata"]["name"]), dict(j["metadata"].get("labels") or {}),
+                 _ts(j["metadata"].get("creationTimestamp"))) for j in (found or {}).get("items") or []]
 
     def events(self, name: str) -> list[str]:
         from ...sandbox import k8s_api
@@ -136,80 +138,59 @@ class Kube:
         return k8s_api.pod_events(self.cluster, self.namespace, name)
 
     # -- RBAC of --sandbox=k8s -------------------------------------------------------------------
+    _RBAC_KINDS = (("ServiceAccount", ACCOUNTS), ("Role", RBAC + "/roles"), ("RoleBinding", RBAC + "/rolebindings"))
+
     def create_rbac(self, account: Mapping[str, Any], role: Mapping[str, Any], binding: Mapping[str, Any]) -> None:
-        core, rbac = self._api("CoreV1Api"), self._api("RbacAuthorizationV1Api")
-        for what, fn in (
-                ("ServiceAccount", lambda: core.create_namespaced_service_account(self.namespace, dict(account))),
-                ("Role", lambda: rbac.create_namespaced_role(self.namespace, dict(role))),
-                ("RoleBinding", lambda: rbac.create_namespaced_role_binding(self.namespace, dict(binding)))):
+        for (what, path), body in zip(self._RBAC_KINDS, (account, role, binding), strict=True):
             try:
-                self.call(f"create the {what} {account['metadata']['name']}", fn)
+                self._request(f"create the {what} {account['metadata']['name']}", "POST", path, body=dict(body))
             except BackendError as e:
                 if getattr(e.__cause__, "status", None) != 409:  # already there (a pool reused)
                     raise
 
     def delete_rbac(self, name: str) -> list[str]:
         """Delete the RoleBinding, Role and ServiceAccount ``name``; returns the problems."""
-        core, rbac = self._api("CoreV1Api"), self._api("RbacAuthorizationV1Api")
         problems = []
-        for what, fn in (("RoleBinding", lambda: rbac.delete_namespaced_role_binding(name, self.namespace)),
-                         ("Role", lambda: rbac.delete_namespaced_role(name, self.namespace)),
-                         ("ServiceAccount", lambda: core.delete_namespaced_service_account(name, self.namespace))):
+        for what, path in reversed(self._RBAC_KINDS):
             try:
-                self.call(f"delete the {what} {name}", fn, missing_ok=True)
+                self._request(f"delete the {what} {name}", "DELETE", path, name, missing_ok=True)
             except BackendError as e:
                 problems.append(str(e))
         return problems
 
     def rbac_names(self, label_selector: str) -> list[str]:
         """Names of the ServiceAccounts, Roles and RoleBindings matching ``label_selector``."""
-        core, rbac = self._api("CoreV1Api"), self._api("RbacAuthorizationV1Api")
         names: set[str] = set()
-        for what, fn in (("ServiceAccounts", lambda: core.list_namespaced_service_account(
-                              self.namespace, label_selector=label_selector)),
-                         ("Roles", lambda: rbac.list_namespaced_role(self.namespace, label_selector=label_selector)),
-                         ("RoleBindings", lambda: rbac.list_namespaced_role_binding(
-                              self.namespace, label_selector=label_selector))):
-            found = self.call(f"list {what} {label_selector}", fn, missing_ok=True)
-            names.update(o.metadata.name for o in (found.items if found is not None else []))
+        for what, path in self._RBAC_KINDS:
+            found = self._request(f"list {what}s {label_selector}", "GET", path, missing_ok=True,
+                                  query=[("labelSelector", label_selector)])
+            names.update(str(o["metadata"]["name"]) for o in (found or {}).get("items") or [])
         return sorted(names)
 
     # -- --cloud-check -------------------------------------------------------------------------------
     def allowed(self, body: Mapping[str, Any]) -> tuple[bool, str]:
         """A SelfSubjectAccessReview: (allowed, the reason the API server gave)."""
-        api = self._api("AuthorizationV1Api")
         attrs = body["spec"]["resourceAttributes"]
-        got = self.call(f"check {attrs['verb']} {attrs['resource']}",
-                        lambda: api.create_self_subject_access_review(dict(body)))
-        status = got.status
-        return bool(status.allowed), str(status.reason or status.evaluation_error or "")
+        got = self.call(f"check {attrs['verb']} {attrs['resource']}", lambda: self._rest.request(
+            "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {}, body=dict(body))) or {}
+        status = got.get("status") or {}
+        return bool(status.get("allowed")), str(status.get("reason") or status.get("evaluationError") or "")
 
 
-_serializer: Any = None
-
-
-def _plain(obj: Any) -> Any:
-    """A generated model as the API's own JSON (camelCase dicts), the form ``k8s_api`` reads."""
-    global _serializer
-    if _serializer is None:
-        from kubernetes.client import ApiClient, Configuration
-
-        _serializer = ApiClient(Configuration())
-    return _serializer.sanitize_for_serialization(obj)
-
-
-def pod_info(pod: Any) -> PodInfo:
+def pod_info(pod: Mapping[str, Any]) -> PodInfo:
+    """A pod of the API's JSON as the provider needs it."""
     from ...sandbox.k8s_api import explain_pending
 
-    meta, status = pod.metadata, pod.status
-    labels = dict(meta.labels or {})
-    phase = status.phase or "Pending"
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    labels = dict(meta.get("labels") or {})
+    name = str(meta.get("name", ""))
+    phase = str(status.get("phase") or "Pending")
     reason = ""
     if phase != "Running":
         try:
-            reason = explain_pending(_plain(pod))
+            reason = explain_pending(pod)
         except Exception:  # noqa: BLE001 - an explanation is best effort
             reason = phase
-    return PodInfo(name=meta.name, worker=labels.get("cloudeval.worker", meta.name), phase=phase, reason=reason,
-                   deleting=meta.deletion_timestamp is not None, created_at=_ts(meta.creation_timestamp),
+    return PodInfo(name=name, worker=labels.get("cloudeval.worker", name), phase=phase, reason=reason,
+                   deleting=meta.get("deletionTimestamp") is not None, created_at=_ts(meta.get("creationTimestamp")),
                    labels=labels)
