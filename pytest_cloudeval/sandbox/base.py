@@ -175,14 +175,6 @@ class Sandbox(ABC):
 
     # -- session-wide lifecycle (class level, no-op by default) ------------------------------
     @classmethod
-    def session_setup(cls, options: SandboxOptions) -> None:
-        """Called once per process before the first sandbox of this kind.
-
-        Raises:
-            SandboxError: the engine this sandbox needs does not answer.
-        """
-
-    @classmethod
     def warm_up(cls, options: SandboxOptions) -> None:
         """Optional: make this process's first sandbox quicker (open a client, negotiate with the
         engine). Called once per process of an agent run, in a background thread, as soon as the

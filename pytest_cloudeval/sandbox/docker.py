@@ -113,11 +113,6 @@ class DockerSandbox(Sandbox):
 
     # -- session-wide -----------------------------------------------------------------------
     @classmethod
-    def session_setup(cls, options: SandboxOptions) -> None:
-        api = engine.client()
-        engine.with_retries("ping", api.ping)
-
-    @classmethod
     def warm_up(cls, options: SandboxOptions) -> None:
         """The SDK's client, with the API version negotiated (one engine call), before the first task."""
         engine.client()

@@ -23,7 +23,7 @@ from ..capture import CappedBuffer
 from ..errors import SandboxError
 from . import docker_archive as archive
 from . import k8s_api, k8s_exec
-from .base import Capability, CopyReport, ExecResult, Sandbox, SandboxOptions, SandboxSpec
+from .base import Capability, CopyReport, ExecResult, Sandbox, SandboxSpec
 from .k8s_config import _STASH, config_of
 from .k8s_images import image_for_pod
 
@@ -97,13 +97,6 @@ class K8sSandbox(Sandbox):
         self._deadline_s = 0
 
     # -- session-wide -------------------------------------------------------------------------
-    @classmethod
-    def session_setup(cls, options: SandboxOptions) -> None:
-        cfg = config_of()
-        namespace = k8s_api.namespace_of(cfg)
-        api = k8s_api.rest(cfg)
-        k8s_api.call(f"read namespace {namespace}", lambda: api.read_namespace(namespace))
-
     @classmethod
     def cleanup_skipped(cls) -> str | None:
         if _STASH.get("k8s"):
