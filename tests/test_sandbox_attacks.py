@@ -57,17 +57,40 @@ def alive(pid: int) -> bool:
 
 DAEMON_AGENT = '''
 import subprocess
+import time
+
+def _lines(path):
+    try:
+        with open(path) as f:
+            return len(f.read().split())
+    except FileNotFoundError:
+        return 0
 
 def daemon(pidfile):
     # A new session, no shared group, no inherited output: invisible to group kills.
+    before = _lines(pidfile)
     subprocess.Popen(["/usr/bin/setsid", "/bin/sh", "-c", f"echo $$ >> {pidfile}; exec sleep 300"],
                      start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL)
+    # Up before the agent returns (on a loaded machine the attempt's end could otherwise kill it
+    # before it wrote its pid, and the test would prove nothing).
+    deadline = time.monotonic() + 20
+    while _lines(pidfile) <= before and time.monotonic() < deadline:
+        time.sleep(0.02)
 
-SUBMISSION = """import subprocess
+SUBMISSION = """import subprocess, time
+def lines():
+    try:
+        return len(open("PIDFILE").read().split())
+    except FileNotFoundError:
+        return 0
+before = lines()
 subprocess.Popen(["/usr/bin/setsid", "/bin/sh", "-c", "echo $$ >> PIDFILE; exec sleep 300"],
                  start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                  stderr=subprocess.DEVNULL)
+end = time.monotonic() + 5
+while lines() <= before and time.monotonic() < end:
+    time.sleep(0.02)
 a, b = map(int, input().split())
 print(a + b)
 """
