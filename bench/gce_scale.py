@@ -38,6 +38,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import procfs  # noqa: E402 - bench/procfs.py
 
 from pytest_cloudeval.testing.gce_emulator import GceEmulator  # noqa: E402
 
@@ -97,56 +100,21 @@ def make_project(root: Path, tasks: int) -> None:
 
 def tree_rss_kb(root_pid: int) -> int:
     """Resident memory of ``root_pid`` and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(entry), int(stat[1])
-        children.setdefault(ppid, []).append(pid)
-        rss[pid] = int(stat[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    total, todo = 0, [root_pid]
-    while todo:
-        pid = todo.pop()
-        total += rss.get(pid, 0)
-        todo.extend(children.get(pid, []))
-    return total
+    return sum(p.rss_kb for p in procfs.tree(root_pid, list(procfs.processes())))
 
 
+TICK = procfs.TICK
 DAEMONS = frozenset({"dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "docker-proxy"})
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(root_pid: int, daemons_seen: dict[int, list[float]]) -> float:
     """CPU seconds (user + system, with reaped children) of ``root_pid``'s tree; records the CPU of
     Docker's daemons by pid in ``daemons_seen`` ([first seen, last seen]; shims come and go)."""
-    children: dict[int, list[int]] = {}
-    cpu: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            text = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        comm = text[text.find("(") + 1:text.rfind(")")]
-        stat = text.rsplit(")", 1)[1].split()
-        pid, ppid = int(entry), int(stat[1])
-        used = sum(int(v) for v in stat[11:15]) / TICK
-        children.setdefault(ppid, []).append(pid)
-        cpu[pid] = used
-        if comm in DAEMONS:
-            daemons_seen.setdefault(pid, [used, used])[1] = used
-    total, todo = 0.0, [root_pid]
-    while todo:
-        pid = todo.pop()
-        total += cpu.get(pid, 0.0)
-        todo.extend(children.get(pid, []))
-    return total
+    procs = list(procfs.processes())
+    for p in procs:
+        if p.name in DAEMONS:
+            daemons_seen.setdefault(p.pid, [p.cpu_s, p.cpu_s])[1] = p.cpu_s
+    return sum(p.cpu_s for p in procfs.tree(root_pid, procs))
 
 
 def daemon_cpu(daemons_seen: dict[int, list[float]], before: set[int]) -> float:

@@ -42,6 +42,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import procfs  # noqa: E402 - bench/procfs.py
 
 from pytest_cloudeval.testing.k8s_emulator import K8sEmulator  # noqa: E402
 
@@ -111,33 +114,15 @@ def tree_rss_kb(root_pid: int, cpu: list[float] | None = None, engine: dict[int,
     """Resident memory of ``root_pid`` and all its descendants, from /proc; their CPU seconds (with
     what they reaped) go to ``cpu[0]`` when given, and the engine's processes to ``engine`` (see
     ``engine_cpu_s``), in the same pass over /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    used: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        name, stat = raw[raw.find("(") + 1:raw.rfind(")")], raw.rsplit(")", 1)[1].split()
-        pid, ppid = int(entry), int(stat[1])
-        if engine is not None and (name in ENGINE or name.startswith("containerd-shim")):
-            engine[pid] = max(engine.get(pid, 0.0), (int(stat[11]) + int(stat[12])) / tick)
-        children.setdefault(ppid, []).append(pid)
-        rss[pid] = int(stat[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
-        used[pid] = sum(int(x) for x in stat[11:15]) / tick  # utime stime cutime cstime
-    total, todo, seconds = 0, [root_pid], 0.0
-    while todo:
-        pid = todo.pop()
-        total += rss.get(pid, 0)
-        seconds += used.get(pid, 0.0)
-        todo.extend(children.get(pid, []))
+    procs = list(procfs.processes())
+    if engine is not None:
+        for p in procs:
+            if p.name in ENGINE or p.name.startswith("containerd-shim"):
+                engine[p.pid] = max(engine.get(p.pid, 0.0), p.own_cpu_s)
+    mine = procfs.tree(root_pid, procs)
     if cpu is not None:
-        cpu[0] = max(cpu[0], seconds)
-    return total
+        cpu[0] = max(cpu[0], sum(p.cpu_s for p in mine))
+    return sum(p.rss_kb for p in mine)
 
 
 ENGINE = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "runc", "docker-proxy")
@@ -148,19 +133,9 @@ def engine_cpu_s(seen: dict[int, float]) -> None:
     """Update ``seen`` (pid -> CPU seconds) with the Docker engine's processes (dockerd, containerd, the
     shims and runc: what starting containers and execs costs the engine). Shims end with their
     container, so the caller keeps the largest figure of each pid it ever saw."""
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        name = raw[raw.index("(") + 1:raw.rindex(")")]
-        if name not in ENGINE and not name.startswith("containerd-shim"):
-            continue
-        fields = raw.rsplit(")", 1)[1].split()
-        seen[int(entry)] = max(seen.get(int(entry), 0.0), (int(fields[11]) + int(fields[12])) / tick)
+    for p in procfs.processes():
+        if p.name in ENGINE or p.name.startswith("containerd-shim"):
+            seen[p.pid] = max(seen.get(p.pid, 0.0), p.own_cpu_s)
 
 
 def pods_cpu_s(emulator: K8sEmulator, seen: dict[str, float]) -> None:
