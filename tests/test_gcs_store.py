@@ -398,13 +398,16 @@ def test_missing_sdk_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch
     from pytest_cloudeval.artifacts.gcs import GcsStore
     from pytest_cloudeval.errors import MissingExtraError
 
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")  # never look for real credentials
+    made_before = GcsStore("gs://bucket/x")
     monkeypatch.setitem(sys.modules, "google.cloud.storage", None)  # as if not installed
     monkeypatch.delattr(google.cloud, "storage", raising=False)
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")  # never look for real credentials
+    # Found missing when the store is made (before any task), without importing the SDK.
     with pytest.raises(MissingExtraError, match=r"pip install 'pytest-cloudeval\[gcs\]'"):
-        builtins.pytest_cloudeval_result_stores()["gs"]()
+        builtins.pytest_cloudeval_result_stores()["gs"]()("gs://bucket/x")
+    # Gone after that (or broken on import): the first call says so as a store error.
     with pytest.raises(StoreError, match=r"'gcs' extra"):
-        GcsStore("gs://bucket/x").list()
+        made_before.list()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -497,7 +500,8 @@ def pytest_cloudeval_task_finished(result, task_dir, settings):
 
 
 @pytest.mark.cloud
-def test_no_uploaded_object_contains_a_secret(pytester: pytest.Pytester, emulator: Any) -> None:
+@pytest.mark.parametrize("workers", ["0", "2"])  # uploaded by the run itself / by the controller for its workers
+def test_no_uploaded_object_contains_a_secret(pytester: pytest.Pytester, emulator: Any, workers: str) -> None:
     secret = "tok-9f8e7d6c5b4a-SECRET"
     make_usaco(pytester.path, {"p1": right("p1"), "p2": right("p2")})
     pytester.path.joinpath("agent.py").write_text(SECRET_AGENT)
@@ -505,7 +509,7 @@ def test_no_uploaded_object_contains_a_secret(pytester: pytest.Pytester, emulato
     pytester.path.joinpath("secrets.env").write_text(f"SERVICE_TOKEN={secret}\n")
     pytester.path.joinpath("outside.txt").write_text("OUTSIDE-MARKER")
     result = run_plugin(pytester, "--agent", "agent.py:run", "--secrets-env", "secrets.env", "--run-id", "sec",
-                        "-n", "0", "--upload-max-bytes", "2k", "--junitxml", "out.xml")
+                        "-n", workers, "--upload-max-bytes", "2k", "--junitxml", "out.xml")
     assert result.ret == 0, result.stdout.str()
     objects = stored(emulator, "sec")
     assert "bench/p1/raw-notes.txt" in objects and "bench/p1/agent.log" in objects

@@ -41,6 +41,18 @@ def parse_gs_url(url: str) -> tuple[str, str]:
     return bucket, "/".join(parts)
 
 
+def _check_sdk() -> None:
+    """Raise MissingExtraError if google-cloud-storage is not installed, without importing it."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("google.cloud.storage") is not None
+    except (ImportError, ValueError) as e:  # ``google`` or ``google.cloud`` missing or broken
+        raise MissingExtraError("gs:// result stores (--artifacts-url)", "gcs", e) from e
+    if not found:
+        raise MissingExtraError("gs:// result stores (--artifacts-url)", "gcs")
+
+
 def _sdk() -> Any:
     try:
         from google.cloud import storage  # type: ignore[attr-defined]  # namespace package
@@ -60,6 +72,7 @@ class GcsStore(ResultStore):
             self.bucket_name, self.prefix = parse_gs_url(url)
         except ValueError as e:
             raise StoreError(str(e)) from e
+        _check_sdk()  # a missing SDK is a usage error now; importing it waits for the first call
         self.timeout = (min(10.0, timeout_s), timeout_s)  # (connect, read)
         self.chunk_bytes = chunk_bytes
         # One client per thread: the HTTP session below it is not documented as thread-safe.
@@ -88,6 +101,7 @@ class GcsStore(ResultStore):
                 raise StoreError(f"{self.url}: no usable Google credentials ({e}); run "
                                  "'gcloud auth application-default login' or set "
                                  "GOOGLE_APPLICATION_CREDENTIALS") from e
+            _skip_bucket_metadata_fetch(client)
             self._local.client = client
         return client
 
@@ -203,6 +217,27 @@ class GcsStore(ResultStore):
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
             self._local.client = None
+
+
+def _skip_bucket_metadata_fetch(client: Any) -> None:
+    """Stop the SDK's background ``storage.buckets.get`` when nothing would use its answer.
+
+    google-cloud-storage 3.11+ gives each client a bucket metadata cache ("app-centric
+    observability"): a client's first call on a bucket starts a thread that GETs the bucket, only to
+    label OpenTelemetry spans. With tracing off (``ENABLE_GCS_PYTHON_CLIENT_OTEL_TRACES``, off by
+    default) the answer is never read, yet the request is made once per client (one per upload
+    thread here) and, for credentials with object-only roles, each is a denied call in the audit log
+    (googleapis/google-cloud-python#17650). The SDK checks the cache for truth before every use, so
+    ``None`` turns it off for this client only; older SDKs have no such attribute.
+    """
+    if getattr(client, "_bucket_metadata_cache", None) is None:
+        return
+    try:
+        from google.cloud.storage import _opentelemetry_tracing as tracing
+    except ImportError:
+        return
+    if not getattr(tracing, "enable_otel_traces", True):
+        client._bucket_metadata_cache = None
 
 
 def _content_type(name: str) -> str:

@@ -1,8 +1,12 @@
 """Hooks that copy results to the ``--artifacts-url`` store while the run goes on, and resume from it.
 
-Where a task runs (xdist worker, remote worker or a plain run) its folder is queued for upload as
-soon as it is finished; workers report their uploads to the controller at the end through xdist's
-``workeroutput``. The controller checks the store is writable before any task starts, fills the
+A task's folder is queued for upload as soon as it is finished. A plain run uploads in its own
+threads. Local xdist workers (``popen``, same machine and file system) upload nothing themselves:
+each finished folder travels to the controller with the task's next report (``cloudeval_uploads``)
+and the controller's threads upload it, so the store's SDK is imported and its connections kept in
+one process, and no upload thread competes with a task for a worker's GIL. Other workers (plain
+``--tx ssh=...`` hosts) upload where the task ran and report at the end through xdist's
+``workeroutput``; remote cloud workers ship their folders to the controller. The controller checks the store is writable before any task starts, fills the
 resume map from the store on ``--resume``, and uploads the run files the reporters wrote (run.json,
 summary.txt, JUnit XML, report.html, ...) last.
 """
@@ -26,6 +30,10 @@ from .settings import ARTIFACT_OPTIONS, StoreSettings, resolve_store
 from .uploader import RetryPolicy, TaskUpload, Uploader, UploadJob, call_with_retries
 
 WORKER_OUTPUT_KEY = "cloudeval_uploads"
+CONTROLLER_UPLOADS_KEY = "cloudeval_controller_uploads"
+"""In a worker's ``workerinput``: the controller uploads this worker's task folders (see the module doc)."""
+FORWARD_ATTR = "cloudeval_uploads"
+"""The report attribute that carries finished task folders from a local worker to the controller."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,6 +74,10 @@ def pytest_cloudeval_configure(session: Any) -> None:
     config = session.config
     if session.is_worker and settings.ship_results:
         return  # a remote worker ships its task folders; the controller uploads them
+    if session.is_worker and getattr(config, "workerinput", {}).get(CONTROLLER_UPLOADS_KEY):
+        # The controller uploads: this worker never opens the store (no SDK import, no threads).
+        config.pluginmanager.register(UploadForwarder(), "cloudeval-artifacts-forward")
+        return
     # Resolved once, on the controller (or a plain run); workers get the section with the settings.
     acfg = settings.store if session.is_worker else None
     if acfg is None:
@@ -82,6 +94,43 @@ def pytest_cloudeval_configure(session: Any) -> None:
             # Checked while the workers start (importing the SDK and two round trips take about a
             # second); ``pytest_runtestloop`` waits for it before the first task is handed out.
             run.start_probe()
+
+
+def upload_request(result: dict[str, Any], task_dir: Path, settings: Any) -> dict[str, str] | None:
+    """What to upload for a finished task (plain strings: it may cross execnet), or None (nothing)."""
+    key = result.get("key")
+    if not key or result.get("resumed"):
+        return None
+    return {"key": str(key), "task_dir": str(task_dir), "mode": "replace" if settings.resuming else "new"}
+
+
+class UploadForwarder:
+    """On a local xdist worker: finished task folders go to the controller with the next report.
+
+    ``pytest_cloudeval_task_finished`` runs inside the task's item, before its reports are made, so
+    the folder is complete on disk when the controller reads it. Leftovers (none in practice: a
+    folder is always followed by its own report) go in ``workeroutput`` at the end.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[dict[str, str]] = []
+
+    @pytest.hookimpl(trylast=True)  # after any hook that still writes into the folder
+    def pytest_cloudeval_task_finished(self, result: dict[str, Any], task_dir: Path, settings: Any) -> None:
+        request = upload_request(result, task_dir, settings)
+        if request is not None:
+            self.pending.append(request)
+
+    @pytest.hookimpl(tryfirst=True)  # before xdist serializes the report for the controller
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.pending:
+            setattr(report, FORWARD_ATTR, self.pending)
+            self.pending = []
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        session.config.workeroutput[WORKER_OUTPUT_KEY + "_forwarded"] = self.pending  # type: ignore[attr-defined]
+        self.pending = []
 
 
 class ArtifactsRun:
@@ -203,12 +252,31 @@ class ArtifactsRun:
         return [line]
 
     # -- where tasks run ------------------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)  # after any hook that still writes into the folder
     def pytest_cloudeval_task_finished(self, result: dict[str, Any], task_dir: Path, settings: Any) -> None:
-        key = result.get("key")
-        if not key or result.get("resumed"):
+        request = upload_request(result, task_dir, settings)
+        if request is not None:
+            self.submit_forwarded([request])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """A local ``popen`` worker shares this machine's files: its folders are uploaded here."""
+        spec = getattr(getattr(node, "gateway", None), "spec", None)
+        if self.session.settings.cloud or spec is None:
             return
-        mode = "replace" if settings.resuming else "new"
-        self.uploader().submit(UploadJob(str(key), Path(task_dir), self.dest(str(key)), mode))
+        if getattr(spec, "popen", False) and not getattr(spec, "via", None) \
+                and not getattr(spec, "cloudeval_popen", False):
+            node.workerinput[CONTROLLER_UPLOADS_KEY] = True
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not self.session.is_worker:
+            self.submit_forwarded(getattr(report, FORWARD_ATTR, None))
+
+    def submit_forwarded(self, requests: Any) -> None:
+        """Queue the folders a local worker finished (see ``UploadForwarder``)."""
+        for request in requests or ():
+            key = str(request["key"])
+            self.uploader().submit(UploadJob(key, Path(request["task_dir"]), self.dest(key), str(request["mode"])))
 
     def own_reports(self) -> dict[str, TaskUpload]:
         if self._uploader is None:
@@ -222,6 +290,9 @@ class ArtifactsRun:
         output = getattr(node, "workeroutput", None) or {}
         data = output.get(WORKER_OUTPUT_KEY)
         workerinput = getattr(node, "workerinput", None) or {}
+        if workerinput.get(CONTROLLER_UPLOADS_KEY):
+            self.submit_forwarded(output.get(WORKER_OUTPUT_KEY + "_forwarded"))
+            return  # its tasks are uploaded here, on the controller
         if data is None and workerinput.get("cloudeval_settings", {}).get("ship_results"):
             return  # its tasks were uploaded here, on the controller
         if data is None:
