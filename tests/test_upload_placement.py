@@ -185,3 +185,28 @@ def test_the_forwarder_attaches_folders_to_the_next_report_and_keeps_leftovers()
     forwarder.pytest_sessionfinish(session)  # type: ignore[arg-type]
     assert session.config.workeroutput[WORKER_OUTPUT_KEY + "_forwarded"] == [
         {"key": "bench/p2", "task_dir": "/r/bench/p2", "mode": "replace"}]
+
+
+def test_the_controller_grows_one_upload_thread_per_local_worker_within_bounds() -> None:
+    from pytest_cloudeval.artifacts.settings import MAX_CONTROLLER_THREADS, StoreSettings
+    from pytest_cloudeval.artifacts.uploader import Uploader
+    from pytest_cloudeval.redact import Redactor
+
+    run = fake_run()
+    run.cfg = StoreSettings(url=URL)
+    assert run.threads == UPLOAD_THREADS
+    uploader = Uploader(SimpleNamespace(), Redactor([]), max_bytes=1, policy=run.cfg.policy,  # type: ignore[arg-type]
+                        threads=run.threads)
+    run._uploader = uploader  # as --resume makes it before any worker starts
+    try:
+        for _ in range(6):
+            run.pytest_configure_node(fake_node("popen"))
+        assert run.threads == 6 and sum(t.is_alive() for t in uploader._threads) == 6
+        for _ in range(30):
+            run.pytest_configure_node(fake_node("popen"))
+        assert run.threads == MAX_CONTROLLER_THREADS == len(uploader._threads)
+        run.pytest_configure_node(fake_node("ssh=elsewhere"))  # uploads for itself
+        assert run.local_workers == 36
+    finally:
+        uploader.close()
+    assert not any(t.is_alive() for t in uploader._threads)

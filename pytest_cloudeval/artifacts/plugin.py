@@ -26,7 +26,7 @@ from ..errors import MissingExtraError, StoreError
 from ..options import add_options
 from ..results import FINAL_OUTCOMES, atomic_write_json, finished_results, is_safe_name
 from .base import RESULT_FILE, ResultStore, read_results, run_base
-from .settings import ARTIFACT_OPTIONS, StoreSettings, resolve_store
+from .settings import ARTIFACT_OPTIONS, MAX_CONTROLLER_THREADS, StoreSettings, resolve_store
 from .uploader import RetryPolicy, TaskUpload, Uploader, UploadJob, call_with_retries
 
 WORKER_OUTPUT_KEY = "cloudeval_uploads"
@@ -150,6 +150,8 @@ class ArtifactsRun:
         self.finalized = False
         self._probe: threading.Thread | None = None
         self._probe_error: pytest.UsageError | None = None
+        self.local_workers = 0
+        """Workers whose folders this controller uploads (one upload thread each, within bounds)."""
 
     @property
     def run_id(self) -> str:
@@ -162,10 +164,14 @@ class ArtifactsRun:
     def dest(self, key: str) -> str:
         return f"{self.run_id}/{key}"
 
+    @property
+    def threads(self) -> int:
+        return max(self.cfg.threads, min(MAX_CONTROLLER_THREADS, self.local_workers))
+
     def uploader(self) -> Uploader:
         if self._uploader is None:
             self._uploader = Uploader(self.store, self.session.redactor, max_bytes=self.cfg.max_bytes,
-                                      policy=self.cfg.policy, threads=self.cfg.threads)
+                                      policy=self.cfg.policy, threads=self.threads)
         return self._uploader
 
     # -- controller, before any task ------------------------------------------------------------
@@ -267,6 +273,9 @@ class ArtifactsRun:
         if getattr(spec, "popen", False) and not getattr(spec, "via", None) \
                 and not getattr(spec, "cloudeval_popen", False):
             node.workerinput[CONTROLLER_UPLOADS_KEY] = True
+            self.local_workers += 1  # a restarted worker counts again: one more thread, within bounds
+            if self._uploader is not None:  # made early for --resume
+                self._uploader.grow(self.threads)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not self.session.is_worker:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from .uploader import RetryPolicy
 
 UPLOAD_THREADS = 4  # per process; uploads wait on the network, not the CPU
+MAX_CONTROLLER_THREADS = 16
+"""The controller uploads for its local workers with one thread per worker, at least UPLOAD_THREADS."""
 
 ARTIFACT_OPTIONS: tuple[Option, ...] = (
     Option("--upload-retries", "cloudeval_upload_retries", "retries of an upload after a transient store "

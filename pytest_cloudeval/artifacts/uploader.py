@@ -310,6 +310,15 @@ class Uploader:
             thread.start()
         self._closed = False
 
+    def grow(self, threads: int) -> None:
+        """Serve the queue with at least ``threads`` threads (the controller, as local workers join)."""
+        if self._closed:
+            return
+        for i in range(len(self._threads), threads):
+            thread = threading.Thread(target=self._serve, name=f"cloudeval-upload-{i}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
     def submit(self, job: UploadJob) -> None:
         if self._closed:
             raise RuntimeError("the uploader is closed")
