@@ -524,7 +524,7 @@ def test_no_uploaded_object_contains_a_secret(pytester: pytest.Pytester, emulato
 
 
 @pytest.mark.cloud
-def test_xdist_workers_upload_and_report_to_the_controller(pytester: pytest.Pytester, emulator: Any) -> None:
+def test_xdist_runs_upload_every_task_folder_once(pytester: pytest.Pytester, emulator: Any) -> None:
     make_usaco(pytester.path, {f"p{i}": right(f"p{i}") for i in range(1, 5)})
     result = run_plugin(pytester, "--agent", "oracle", "--run-id", "dist", "-n", "2")
     assert result.ret == 0, result.stdout.str()

@@ -20,7 +20,7 @@ import pytest
 from pytest_cloudeval.artifacts.plugin import (
     CONTROLLER_UPLOADS_KEY,
     FORWARD_ATTR,
-    WORKER_OUTPUT_KEY,
+    LEFTOVERS_KEY,
     ArtifactsRun,
     UploadForwarder,
 )
@@ -183,7 +183,7 @@ def test_the_forwarder_attaches_folders_to_the_next_report_and_keeps_leftovers()
     forwarder.pytest_cloudeval_task_finished({"key": "bench/p2"}, Path("/r/bench/p2"), SimpleNamespace(resuming=True))
     session = SimpleNamespace(config=SimpleNamespace(workeroutput={}))
     forwarder.pytest_sessionfinish(session)  # type: ignore[arg-type]
-    assert session.config.workeroutput[WORKER_OUTPUT_KEY + "_forwarded"] == [
+    assert session.config.workeroutput[LEFTOVERS_KEY] == [
         {"key": "bench/p2", "task_dir": "/r/bench/p2", "mode": "replace"}]
 
 
@@ -210,3 +210,40 @@ def test_the_controller_grows_one_upload_thread_per_local_worker_within_bounds()
     finally:
         uploader.close()
     assert not any(t.is_alive() for t in uploader._threads)
+
+
+def test_upload_threads_share_one_credentials_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real GCS (no emulator): Application Default Credentials are looked up once, not per thread."""
+    import threading
+
+    import google.auth
+    import google.auth.exceptions
+    from google.auth.credentials import AnonymousCredentials
+
+    from pytest_cloudeval.artifacts.gcs import GcsStore
+    from pytest_cloudeval.errors import StoreError
+
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "proj")
+    calls: list[Any] = []
+
+    def default(scopes: Any = None, **kwargs: Any) -> tuple[Any, str | None]:
+        calls.append(scopes)
+        if len(calls) == 1:
+            raise google.auth.exceptions.DefaultCredentialsError("not yet")  # a failure is not kept
+        return AnonymousCredentials(), None
+
+    monkeypatch.setattr(google.auth, "default", default)
+    store = GcsStore("gs://bucket/x")
+    with pytest.raises(StoreError, match="no usable Google credentials.*not yet"):
+        store._client()
+    clients: list[Any] = []
+    threads = [threading.Thread(target=lambda: clients.append(store._client())) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 2 and calls[1] and "devstorage" in str(calls[1])  # asked once more, with scopes
+    assert len({id(c) for c in clients}) == 4  # a client (and HTTP session) per thread ...
+    assert len({id(c._credentials) for c in clients}) == 1  # ... over one credentials object
+    assert {c.project for c in clients} == {"proj"}

@@ -75,8 +75,12 @@ class GcsStore(ResultStore):
         _check_sdk()  # a missing SDK is a usage error now; importing it waits for the first call
         self.timeout = (min(10.0, timeout_s), timeout_s)  # (connect, read)
         self.chunk_bytes = chunk_bytes
-        # One client per thread: the HTTP session below it is not documented as thread-safe.
+        # One client per thread: the HTTP session below it is not documented as thread-safe. The
+        # credentials are shared: one Application Default Credentials lookup and one token refresh
+        # per process, not one per upload thread (on GCE each lookup asks the metadata server).
         self._local = threading.local()
+        self._credentials: Any = None
+        self._credentials_lock = threading.Lock()
 
     # -- plumbing -------------------------------------------------------------------------------
     def _client(self) -> Any:
@@ -96,7 +100,8 @@ class GcsStore(ResultStore):
                     client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT") or EMULATOR_PROJECT,
                                             credentials=AnonymousCredentials(), _http=session)
                 else:
-                    client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT") or None)
+                    client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT") or None,
+                                            credentials=self._shared_credentials(storage.Client.SCOPE))
             except Exception as e:  # google.auth.exceptions.DefaultCredentialsError and kin
                 raise StoreError(f"{self.url}: no usable Google credentials ({e}); run "
                                  "'gcloud auth application-default login' or set "
@@ -104,6 +109,16 @@ class GcsStore(ResultStore):
             _skip_bucket_metadata_fetch(client)
             self._local.client = client
         return client
+
+    def _shared_credentials(self, scopes: Any) -> Any:
+        """Application Default Credentials, looked up once per store (errors are not kept: retried)."""
+        with self._credentials_lock:
+            if self._credentials is None:
+                import google.auth
+
+                # Scoped here, so the clients use this very object instead of a scoped copy each.
+                self._credentials, _ = google.auth.default(scopes=scopes)
+            return self._credentials
 
     def _bucket(self) -> Any:
         return self._client().bucket(self.bucket_name)

@@ -1,14 +1,14 @@
 """Hooks that copy results to the ``--artifacts-url`` store while the run goes on, and resume from it.
 
 A task's folder is queued for upload as soon as it is finished. A plain run uploads in its own
-threads. Local xdist workers (``popen``, same machine and file system) upload nothing themselves:
-each finished folder travels to the controller with the task's next report (``cloudeval_uploads``)
-and the controller's threads upload it, so the store's SDK is imported and its connections kept in
-one process, and no upload thread competes with a task for a worker's GIL. Other workers (plain
-``--tx ssh=...`` hosts) upload where the task ran and report at the end through xdist's
-``workeroutput``; remote cloud workers ship their folders to the controller. The controller checks the store is writable before any task starts, fills the
-resume map from the store on ``--resume``, and uploads the run files the reporters wrote (run.json,
-summary.txt, JUnit XML, report.html, ...) last.
+threads. Local xdist workers (``popen``: same machine, same files) upload nothing themselves: each
+finished folder travels to the controller with the task's next report and the controller's threads
+upload it, so one process imports the SDK and holds the client and its connections, and no upload
+thread competes with a task for a worker's GIL. Workers on other hosts (``--tx ssh=...``) upload
+where the task ran and report at the end through xdist's ``workeroutput``; cloud workers ship their
+folders to the controller. The controller checks the store is writable before any task starts, fills
+the resume map from the store on ``--resume``, and uploads the run files the reporters wrote
+(run.json, summary.txt, JUnit XML, report.html, ...) last.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ from .uploader import RetryPolicy, TaskUpload, Uploader, UploadJob, call_with_re
 WORKER_OUTPUT_KEY = "cloudeval_uploads"
 CONTROLLER_UPLOADS_KEY = "cloudeval_controller_uploads"
 """In a worker's ``workerinput``: the controller uploads this worker's task folders (see the module doc)."""
-FORWARD_ATTR = "cloudeval_uploads"
+FORWARD_ATTR = "cloudeval_upload_folders"
 """The report attribute that carries finished task folders from a local worker to the controller."""
+LEFTOVERS_KEY = "cloudeval_upload_leftovers"
+"""In a local worker's ``workeroutput``: folders finished after its last report (none in practice)."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -129,7 +131,7 @@ class UploadForwarder:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        session.config.workeroutput[WORKER_OUTPUT_KEY + "_forwarded"] = self.pending  # type: ignore[attr-defined]
+        session.config.workeroutput[LEFTOVERS_KEY] = self.pending  # type: ignore[attr-defined]
         self.pending = []
 
 
@@ -262,7 +264,7 @@ class ArtifactsRun:
     def pytest_cloudeval_task_finished(self, result: dict[str, Any], task_dir: Path, settings: Any) -> None:
         request = upload_request(result, task_dir, settings)
         if request is not None:
-            self.submit_forwarded([request])
+            self.submit_requests([request])
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -279,10 +281,10 @@ class ArtifactsRun:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not self.session.is_worker:
-            self.submit_forwarded(getattr(report, FORWARD_ATTR, None))
+            self.submit_requests(getattr(report, FORWARD_ATTR, None))
 
-    def submit_forwarded(self, requests: Any) -> None:
-        """Queue the folders a local worker finished (see ``UploadForwarder``)."""
+    def submit_requests(self, requests: Any) -> None:
+        """Queue finished folders: this process's own, or a local worker's (see ``UploadForwarder``)."""
         for request in requests or ():
             key = str(request["key"])
             self.uploader().submit(UploadJob(key, Path(request["task_dir"]), self.dest(key), str(request["mode"])))
@@ -300,7 +302,7 @@ class ArtifactsRun:
         data = output.get(WORKER_OUTPUT_KEY)
         workerinput = getattr(node, "workerinput", None) or {}
         if workerinput.get(CONTROLLER_UPLOADS_KEY):
-            self.submit_forwarded(output.get(WORKER_OUTPUT_KEY + "_forwarded"))
+            self.submit_requests(output.get(LEFTOVERS_KEY))
             return  # its tasks are uploaded here, on the controller
         if data is None and workerinput.get("cloudeval_settings", {}).get("ship_results"):
             return  # its tasks were uploaded here, on the controller
