@@ -213,9 +213,12 @@ class CloudRun:
             exclude.append(Path(self.settings.secrets_file))
         files = project_files(Path(config.rootpath), paths, exclude=exclude, inifile=config.inipath,
                               extra=self.agent.extra, agent_paths=self.agent.in_root)
-        # Workers that make --sandbox=k8s pods need the Kubernetes client (and its dependencies).
+        # Workers that make --sandbox=k8s pods need the Kubernetes client (and its dependencies);
+        # only workers whose tasks run as local processes can do without the Docker SDK.
         extra = ("kubernetes",) if self.settings.sandbox == "k8s" else ()
-        return [runtime_bundle(cache_dir=cache_dir() / "bundles", extra_roots=extra), make_bundle("src", files)]
+        return [runtime_bundle(cache_dir=cache_dir() / "bundles", extra_roots=extra,
+                               docker=self.settings.sandbox != "local"),
+                make_bundle("src", files)]
 
     def _collect_ready(self, futures: dict[str, tuple[Host, Future[ShipReport]]]) -> list[Host]:
         ready: list[Host] = []
@@ -291,6 +294,19 @@ class CloudRun:
         with self._lock:
             self.handed_over_count += 1
         return adopted
+
+    def prepare_gateway(self, gateway: Any, timeout: float = 60.0) -> None:
+        """Before a worker's gateway runs xdist's worker code: the runtime archive's own importer
+        (``runtime_zip.install_importer``). Never raises: without it the stock ``zipimport``
+        reads the same archive (slower, with archive-relative file names in code objects)."""
+        from .runtime_zip import install_importer
+
+        try:
+            channel = gateway.remote_exec(install_importer)
+            channel.receive(timeout=timeout)
+            channel.waitclose(timeout)
+        except Exception:  # noqa: BLE001 - a broken gateway fails again, visibly, in xdist's hands
+            pass
 
     def drop_handovers(self) -> None:
         """Close the kept gateways nobody adopted (hosts without a slot, runs that stop early)."""
