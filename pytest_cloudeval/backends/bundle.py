@@ -290,6 +290,7 @@ get_config()
 for name in ("xdist.plugin", "xdist.remote", "xdist.looponfail", "xdist.newhooks", "execnet",
              "pytest_cloudeval.plugin", "pytest_cloudeval.builtins", "pytest_cloudeval.agents.args",
              "pytest_cloudeval.artifacts.plugin", "pytest_cloudeval.artifacts.uploader",
+             "pytest_cloudeval.backends.watchdog", "pytest_cloudeval.backends.wiring",
              "pytest_cloudeval.backends.plugin", "pytest_cloudeval.runner", "pytest_cloudeval.collect",
              "pytest_cloudeval.sandbox.local", "pytest_cloudeval.tasks.usaco", "pytest_cloudeval.tasks.harbor",
              "pytest_cloudeval.judge.usaco", "pytest_cloudeval.agents.loader", "pytest_cloudeval.agents.function"):

@@ -51,6 +51,14 @@ SENDING_AT_ONCE = 4
 """Bundles being sent at once (each costs two transient copies on the controller; see ``ship``)."""
 
 
+def runtime_needs(sandbox: str) -> tuple[tuple[str, ...], bool]:
+    """What the workers' runtime adds for ``sandbox``: extra distributions (with their dependencies)
+    and whether the Docker SDK goes. Workers that make ``--sandbox=k8s`` pods need the Kubernetes
+    client (its image helpers use the Docker SDK too); only workers whose tasks run as local
+    processes can do without the Docker SDK (a sandbox from a plugin keeps it: it may use it)."""
+    return (("kubernetes",) if sandbox == "k8s" else ()), sandbox != "local"
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pytest-cloudeval"
 
@@ -213,11 +221,8 @@ class CloudRun:
             exclude.append(Path(self.settings.secrets_file))
         files = project_files(Path(config.rootpath), paths, exclude=exclude, inifile=config.inipath,
                               extra=self.agent.extra, agent_paths=self.agent.in_root)
-        # Workers that make --sandbox=k8s pods need the Kubernetes client (and its dependencies);
-        # only workers whose tasks run as local processes can do without the Docker SDK.
-        extra = ("kubernetes",) if self.settings.sandbox == "k8s" else ()
-        return [runtime_bundle(cache_dir=cache_dir() / "bundles", extra_roots=extra,
-                               docker=self.settings.sandbox != "local"),
+        extra, docker = runtime_needs(self.settings.sandbox)
+        return [runtime_bundle(cache_dir=cache_dir() / "bundles", extra_roots=extra, docker=docker),
                 make_bundle("src", files)]
 
     def _collect_ready(self, futures: dict[str, tuple[Host, Future[ShipReport]]]) -> list[Host]:
@@ -297,15 +302,18 @@ class CloudRun:
 
     def prepare_gateway(self, gateway: Any, timeout: float = 60.0) -> None:
         """Before a worker's gateway runs xdist's worker code: the runtime archive's own importer
-        (``runtime_zip.install_importer``). Never raises: without it the stock ``zipimport``
-        reads the same archive (slower, with archive-relative file names in code objects)."""
-        from .runtime_zip import install_importer
+        (``runtime_zip.INSTALL_IMPORTER``). Does not raise for a broken gateway (it fails again,
+        visibly, in xdist's hands); without the importer the stock ``zipimport`` reads the same
+        archive (slower, with archive-relative file names in code objects)."""
+        import execnet
+
+        from .runtime_zip import INSTALL_IMPORTER
 
         try:
-            channel = gateway.remote_exec(install_importer)
+            channel = gateway.remote_exec(INSTALL_IMPORTER)
             channel.receive(timeout=timeout)
             channel.waitclose(timeout)
-        except Exception:  # noqa: BLE001 - a broken gateway fails again, visibly, in xdist's hands
+        except (OSError, EOFError, execnet.TimeoutError, execnet.RemoteError):
             pass
 
     def drop_handovers(self) -> None:

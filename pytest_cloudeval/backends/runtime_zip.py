@@ -7,7 +7,7 @@ Pure-Python packages that never read their own files by path (``ZIPPED``) travel
 single ``runtime.zip`` that workers import from (``zipimport``), each module with its ``.pyc``
 beside it (hash-based and unchecked: the archive is content-hashed and never edited).
 
-Two things ``zipimport`` does not do as a folder import does are done by ``install_importer``,
+Two things ``zipimport`` does not do as a folder import does are done by ``INSTALL_IMPORTER``,
 which the controller runs in every worker interpreter before xdist's worker code imports pytest:
 code objects get the module's real path as their file name (pytest cuts its own frames from
 tracebacks by path), and a module's file name is found without unmarshalling its code (stock
@@ -84,40 +84,40 @@ def info() -> bytes:
     return json.dumps({"cache_tag": sys.implementation.cache_tag}).encode()
 
 
-def install_importer(channel) -> None:  # type: ignore[no-untyped-def]
-    """Runs in a worker interpreter (execnet ``remote_exec``; standard library only): import the
-    runtime archive named by the ``PYTHONPATH`` entry ending in ``/runtime.zip`` with real file
-    names and without loading code twice. Sends whether it was installed. Idempotent."""
-    import _imp
-    import sys
-    import zipimport
+INSTALL_IMPORTER = r'''
+import _imp, sys, zipimport
 
-    paths = [p for p in sys.path if p.endswith("/runtime.zip")]
-    if getattr(sys, "_cloudeval_runtime_zip", None) is not None or not paths:
-        channel.send(bool(paths))
-        return
+roots = tuple(p for p in sys.path if p.endswith("/runtime.zip"))
 
-    class RuntimeZip(zipimport.zipimporter):
-        # Its source runs remotely as it is: no annotation may name anything but builtins.
-        def get_filename(self, fullname):
-            base = f"{self.archive}/{self.prefix}{fullname.rpartition('.')[2]}"
-            return f"{base}/__init__.py" if self.is_package(fullname) else f"{base}.py"
 
-        def get_code(self, fullname):
-            code = super().get_code(fullname)
-            _imp._fix_co_filename(code, self.get_filename(fullname))
-            return code
+class RuntimeZip(zipimport.zipimporter):
+    def get_filename(self, fullname):
+        base = "%s/%s%s" % (self.archive, self.prefix, fullname.rpartition(".")[2])
+        return base + "/__init__.py" if self.is_package(fullname) else base + ".py"
 
-    roots = tuple(paths)
+    def get_code(self, fullname):
+        code = super().get_code(fullname)
+        _imp._fix_co_filename(code, self.get_filename(fullname))
+        return code
 
-    def hook(path):
-        if path in roots or path.startswith(tuple(p + "/" for p in roots)):
-            return RuntimeZip(path)
-        raise ImportError(path)
 
-    sys.path_hooks.insert(0, hook)
-    for path in list(sys.path_importer_cache):
-        if path in roots or path.startswith(tuple(p + "/" for p in roots)):
-            del sys.path_importer_cache[path]
-    sys._cloudeval_runtime_zip = hook  # type: ignore[attr-defined]
-    channel.send(True)
+def _ours(path):
+    return any(path == root or path.startswith(root + "/") for root in roots)
+
+
+def _hook(path):
+    if _ours(path):
+        return RuntimeZip(path)
+    raise ImportError(path)
+
+
+if roots and getattr(sys, "_cloudeval_runtime_zip", None) is None:
+    sys.path_hooks.insert(0, _hook)
+    for path in [p for p in sys.path_importer_cache if _ours(p)]:
+        del sys.path_importer_cache[path]
+    sys._cloudeval_runtime_zip = _hook
+channel.send(bool(roots))
+'''
+"""Runs in a worker interpreter (execnet ``remote_exec``; standard library only): import the runtime
+archive (the ``PYTHONPATH`` entry ending in ``/runtime.zip``) with real file names and without
+loading code twice. Sends whether there is one. Idempotent."""
