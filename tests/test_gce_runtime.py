@@ -25,6 +25,17 @@ from tests.usaco_factory import problem, write_benchmark
 pytestmark = [pytest.mark.docker, pytest.mark.cloud]
 
 
+# Each worker writes down, on its VM, how it imported pytest.
+WORKER_SAYS = """
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):
+        import _pytest.python
+        code = _pytest.python.pytest_pycollect_makeitem.__code__
+        with open("/tmp/cloudeval-worker-imports", "w") as f:
+            f.write(" ".join([type(_pytest.python.__loader__).__name__, _pytest.python.__file__, code.co_filename]))
+"""
+
+
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[GceEmulator]:
     emu = GceEmulator(zones=[ZONE]).start()
@@ -50,6 +61,7 @@ def test_local_runs_ship_no_docker_sdk_and_docker_runs_get_it(emulator: GceEmula
     root = tmp_path / "proj"
     root.mkdir()
     (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "conftest.py").write_text(WORKER_SAYS)
     write_benchmark(root / "add", {pid: problem(pid) for pid in ("101_bronze_add", "102_bronze_add")})
     pool = f"rt{os.getpid() % 10000}"
     common = ["add", "--agent", "oracle", "-n", "1", f"--keep-workers={pool}"]
@@ -64,6 +76,10 @@ def test_local_runs_ship_no_docker_sdk_and_docker_runs_get_it(emulator: GceEmula
         assert "runtime.zip" in tops and "pytest_cloudeval" in tops and "_pytest" not in tops, listing
         assert not any(name.startswith(("docker", "requests", "jinja2")) for name in listing.replace("'", " ").split()), \
             listing
+        # The worker imported pytest from the archive through its importer (real file names).
+        loader, file, co_filename = on_vm(vm, "cat /tmp/cloudeval-worker-imports").split()
+        assert loader == "RuntimeZip" and file == co_filename == f"{site}/runtime.zip/_pytest/python.py", \
+            (loader, file, co_filename)
         # Every module the workers imported came with its bytecode: nothing was compiled on the VM.
         written = on_vm(vm, f"find -L {site}/ -name '*.pyc' -newer {site}/.complete")
         assert written.strip() == "", written

@@ -140,3 +140,13 @@ def test_another_python_gets_the_archive_s_sources_written_out(host: Any, tmp_pa
                               compress=False)
     site = ship_to(host, tmp_path / "same", same)
     assert not (site / "tiny.py").exists(), "this Python reads the archive's bytecode as it is"
+
+
+def test_a_runtime_with_the_kubernetes_client_stays_compressed() -> None:
+    pytest.importorskip("kubernetes", reason="the k8s extra is not installed")
+    k8s = bundle.runtime_bundle(extra_roots=runtime_needs("k8s")[0], docker=True)
+    assert k8s.data[:2] == b"\x1f\x8b", "its loose files (~100 MB of them) travel compressed"
+    assert len(k8s.data) < 30 * 2**20, len(k8s.data)
+    with tarfile.open(fileobj=io.BytesIO(k8s.data), mode="r:gz") as tar:
+        names = set(tar.getnames())
+    assert "kubernetes/__init__.py" in names and runtime_zip.ZIP_NAME in names

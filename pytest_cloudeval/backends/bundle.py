@@ -246,7 +246,7 @@ def _module_files(module: str, native: bool = False) -> list[tuple[Source, str]]
 
 def runtime_bundle(extra_modules: Sequence[str] = (), cache_dir: Path | None = None,
                    extra_roots: Sequence[str] = (), docker: bool = True) -> Bundle:
-    """The runtime bundle (a plain tar: its bulk, ``runtime.zip``, is compressed already), with
+    """The runtime bundle (a plain tar when its bulk is ``runtime.zip``, compressed already), with
     bytecode for this Python (a VM with the same version compiles nothing; others compile from
     the sources, see ``runtime_zip``). Built once per installed set of files when ``cache_dir`` is
     given (compiling takes a few seconds), then read back."""
@@ -264,7 +264,9 @@ def runtime_bundle(extra_modules: Sequence[str] = (), cache_dir: Path | None = N
     loose = [(src, arc) for src, arc in files if not runtime_zip.zipped(arc)]
     built = make_bundle("rt", [*loose, *compiled_files(loose, worker_imports()),
                                (runtime_zip.build(in_zip), runtime_zip.ZIP_NAME),
-                               (runtime_zip.info(), runtime_zip.INFO_NAME)], compress=False)
+                               (runtime_zip.info(), runtime_zip.INFO_NAME)],
+                        # The extra roots stay files (the Kubernetes client: ~100 MB of them): compressed.
+                        compress=bool(extra_roots))
     if cached is not None:
         try:
             tmp = Path(tempfile.mkdtemp(prefix=".rt-", dir=cached.parent if cached.parent.is_dir() else None))
@@ -312,8 +314,8 @@ def worker_imports() -> list[str]:
     return proc.stdout.split() if proc.returncode == 0 else []
 
 
-RUNTIME_FORMAT = "2"
-"""Part of the runtime cache's key: bumped when the bundle's layout changes (2: ``runtime.zip``)."""
+RUNTIME_FORMAT = "3"
+"""Part of the runtime cache's key: bumped when the bundle's layout changes (2: ``runtime.zip``; 3: compressed with extra roots)."""
 
 
 def _stat_key(files: Sequence[tuple[Source, str]]) -> str:
