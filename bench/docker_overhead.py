@@ -104,6 +104,16 @@ BYTECODE_CACHE = False
 
 CPU: dict[str, list[float]] = {"plain": [], "ours": []}
 """CPU seconds (user + sys) of each arm's processes (pytest, workers, docker CLI; not the engine's)."""
+MACHINE: dict[str, list[float]] = {"plain": [], "ours": []}
+"""CPU seconds the whole machine was busy during each arm's run (the processes, the Docker engine
+and its shims and runc, the kernel, and anything else running: meaningful on a quiet machine)."""
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores, everything but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # user nice system idle iowait irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 def timed(cmd: list[str], cwd: Path, arm: str = "") -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -111,12 +121,14 @@ def timed(cmd: list[str], cwd: Path, arm: str = "") -> tuple[float, subprocess.C
     if BYTECODE_CACHE:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine = machine_busy_seconds()
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if arm:
         CPU[arm].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        MACHINE[arm].append(machine_busy_seconds() - machine)
     return wall, proc
 
 
@@ -190,6 +202,11 @@ def main() -> int:
     print(f"  CPU of the processes each arm starts (median; the engine's own not counted): floor B "
           f"{statistics.median(CPU['plain']):.2f} s, ours {statistics.median(CPU['ours']):.2f} s "
           "(on a loaded 2-core machine wall time follows CPU)")
+    plain_m, ours_m = statistics.median(MACHINE["plain"]), statistics.median(MACHINE["ours"])
+    print(f"  whole machine busy during each arm (median; engine, shims, runc, kernel, and any other load): "
+          f"floor B {plain_m:.2f} s, ours {ours_m:.2f} s; so beyond the arm's own processes: floor B "
+          f"{plain_m - statistics.median(CPU['plain']):.2f} s, ours {ours_m - statistics.median(CPU['ours']):.2f} s "
+          f"({os.cpu_count()} cores: {plain_m / b:.2f} and {ours_m / ours:.2f} cores busy on average)")
     print(f"  containers prepared ahead (while the worker's previous task ran): {prepared} of "
           f"{len(task_durations)} attempts (the first task of each worker has none before it)")
     print(f"  task image rebuilt during the runs: {'YES (bad)' if rebuilt else 'no'}")

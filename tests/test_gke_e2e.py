@@ -44,6 +44,8 @@ def test_shipped_usaco_benchmark_passes_on_four_worker_pods(project: Path, tmp_p
     listed = [line.split()[0] for line in shown.stdout.splitlines() if line.strip()]
     assert len(listed) == 4 and all(name.startswith(f"cew-{run_id}-") for name in listed), shown.stdout
     assert "12 passed" in out
+    # One exec stream per pod: each pod's worker is the interpreter its code was shipped over.
+    assert "4 of 4 worker(s) start on the interpreter their code was shipped over" in out, out
     stored = results_of(results, run_id, "usaco")
     assert len(stored) == 12 and all(r["outcome"] == "passed" for r in stored.values())
     pods = {pod_of_result(r) for r in stored.values()}
@@ -122,6 +124,8 @@ def test_workers_per_pod_packs_two_xdist_workers_in_each_of_two_pods(project: Pa
     out = live.output
     assert code == 0, out
     assert "6 passed" in out, out
+    # Each pod's first worker takes over the stream its code was shipped over; the second opens its own.
+    assert "2 of 4 worker(s) start on the interpreter their code was shipped over" in out, out
     assert len(jobs) == 2, [j["metadata"]["name"] for j in jobs]
     for job in jobs:  # each pod asks for two workers' worth (2 x 250m cpu, 2 x 512Mi)
         requests = job["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]

@@ -4,6 +4,7 @@ sandbox through the shipped conformance suite: the local one, the docker one wit
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,28 @@ class TestK8sRoot(_K8s):
     """A task image run as root, in /app."""
 
     spec_changes = {"image": BASE_IMAGE, "workdir": "/app"}
+
+
+def test_local_sandboxes_leave_no_registry_folder_behind(tmp_path: Path) -> None:
+    """The run's registry folder (the controller's sweep reads it) goes with the run's last local
+    sandbox: closing one keeps the others' entries, closing all leaves no folder in the temp dir."""
+    from pytest_cloudeval.sandbox import local_jail
+
+    first = TestLocal().make_sandbox(tmp_path)
+    boxes = [first, LocalSandbox(dataclasses.replace(first.spec, name=first.spec.name + "-b"))]
+    for box in boxes:
+        box.start()
+    folder = local_jail.registry_dir(first.spec.run_id)
+    assert len(list(folder.glob("*.json"))) == 2
+    boxes[0].close()
+    assert len(list(folder.glob("*.json"))) == 1, "the other sandbox's entry stays for the sweep"
+    boxes[1].close()
+    assert not folder.exists(), "an empty registry folder was left behind"
+    # A sandbox of the same run started after the folder went registers again.
+    again = LocalSandbox(dataclasses.replace(first.spec, name=first.spec.name + "-c"))
+    again.start()
+    try:
+        assert len(list(folder.glob("*.json"))) == 1
+    finally:
+        again.close()
+    assert not folder.exists()

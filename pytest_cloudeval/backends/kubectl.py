@@ -11,7 +11,10 @@ the worker on the same pod if it still runs, or on a replacement.
 Like the SSH transport's ssh_config files, each worker slot's spec names a small launcher script in
 the run's private folder (``popen//python=<private>/<slot>.kubectl//chdir=...``): the spec stays the
 same for the whole run, and ``point`` rewrites the script (atomically) to aim the slot at another pod.
-The kubectl command line carries the kubeconfig path, context, namespace, pod and the interpreter
+The stream the controller ships a pod's code over is started exactly as a worker slot's would be (same
+pod, container and ``python``), so it is kept and handed to xdist as the pod's first worker
+(``hands_over_gateways``): a pod with one worker costs one exec stream, one kubectl process and one
+interpreter start, not two. The kubectl command line carries the kubeconfig path, context, namespace, pod and the interpreter
 only: no secret (API servers log exec URLs); the worker's settings travel over the stream's stdin.
 """
 
@@ -43,6 +46,7 @@ class KubectlTransport(Transport):
 
     name = "kubectl"
     popen_runs_elsewhere = True
+    hands_over_gateways = True
 
     def __init__(self, private: Path, key_dir: Path, label: str) -> None:
         super().__init__(private, key_dir, label)

@@ -66,11 +66,18 @@ class ProcessJail:
         self.memory_applied: int | None = None
         self.notes: list[str] = []
         self.registry = registry_dir(run_id) / f"{name}.json"
-        try:
-            self.registry.parent.mkdir(parents=True, exist_ok=True)
-            self.registry.write_text(json.dumps({"root": str(root), "token": self.token, "pid": os.getpid()}))
-        except OSError as e:
-            self.notes.append(f"no registry for the controller's sweep: {e}")
+        entry = json.dumps({"root": str(root), "token": self.token, "pid": os.getpid()})
+        for tries_left in range(2, -1, -1):
+            try:
+                self.registry.parent.mkdir(parents=True, exist_ok=True)
+                self.registry.write_text(entry)
+                break
+            except FileNotFoundError as e:  # the run's folder went with another sandbox's close(): again
+                if not tries_left:
+                    self.notes.append(f"no registry for the controller's sweep: {e}")
+            except OSError as e:
+                self.notes.append(f"no registry for the controller's sweep: {e}")
+                break
         for group in cgroup_dirs(self.token):
             try:
                 group.mkdir(parents=False, exist_ok=True)
@@ -119,6 +126,10 @@ class ProcessJail:
             self.registry.unlink()
         except OSError:
             pass
+        try:  # the run's folder goes with its last sandbox (empty folders would pile up in /tmp)
+            self.registry.parent.rmdir()
+        except OSError:
+            pass  # other sandboxes of the run are registered there
 
 
 def _cgroup_pids(groups: list[Path]) -> set[int]:
