@@ -8,7 +8,7 @@ Two bundles, so a rerun with a changed agent does not resend 15 MB of runtime:
   pure fallbacks used), each with a minimal ``.dist-info`` so entry points (pytest11 plugins) load
   on the VM. The controller-only dependencies (jinja2 for the HTML report, junit-xml) stay home.
   The third-party packages travel as one ``runtime.zip`` with their bytecode (``runtime_zip``):
-  the bundle is a plain tar of ~200 files instead of a tar.gz of ~750.
+  the bundle is a tar.gz of ~200 files instead of ~750.
 - ``src-<hash>``: the rootdir's ini file and conftests, the benchmark folders named on the command
   line, and the agent's folder, laid out as under the rootdir so node ids match.
 
@@ -246,7 +246,8 @@ def _module_files(module: str, native: bool = False) -> list[tuple[Source, str]]
 
 def runtime_bundle(extra_modules: Sequence[str] = (), cache_dir: Path | None = None,
                    extra_roots: Sequence[str] = (), docker: bool = True) -> Bundle:
-    """The runtime bundle (a plain tar when its bulk is ``runtime.zip``, compressed already), with
+    """The runtime bundle (a tar.gz: the archive inside is compressed already, the plugin's own files
+    are not, and the controller holds two transient copies of every bundle it is sending), with
     bytecode for this Python (a VM with the same version compiles nothing; others compile from
     the sources, see ``runtime_zip``). Built once per installed set of files when ``cache_dir`` is
     given (compiling takes a few seconds), then read back."""
@@ -256,7 +257,7 @@ def runtime_bundle(extra_modules: Sequence[str] = (), cache_dir: Path | None = N
     if cached is not None:
         try:
             meta = json.loads((cached / "meta.json").read_text(encoding="utf-8"))
-            return Bundle(kind="rt", digest=meta["digest"], data=(cached / "bundle.tar").read_bytes(),
+            return Bundle(kind="rt", digest=meta["digest"], data=(cached / "bundle.tar.gz").read_bytes(),
                           files=meta["files"], size=meta["size"])
         except (OSError, ValueError, KeyError):
             pass
@@ -264,13 +265,11 @@ def runtime_bundle(extra_modules: Sequence[str] = (), cache_dir: Path | None = N
     loose = [(src, arc) for src, arc in files if not runtime_zip.zipped(arc)]
     built = make_bundle("rt", [*loose, *compiled_files(loose, worker_imports()),
                                (runtime_zip.build(in_zip), runtime_zip.ZIP_NAME),
-                               (runtime_zip.info(), runtime_zip.INFO_NAME)],
-                        # The extra roots stay files (the Kubernetes client: ~100 MB of them): compressed.
-                        compress=bool(extra_roots))
+                               (runtime_zip.info(), runtime_zip.INFO_NAME)])
     if cached is not None:
         try:
             tmp = Path(tempfile.mkdtemp(prefix=".rt-", dir=cached.parent if cached.parent.is_dir() else None))
-            (tmp / "bundle.tar").write_bytes(built.data)
+            (tmp / "bundle.tar.gz").write_bytes(built.data)
             (tmp / "meta.json").write_text(json.dumps({"digest": built.digest, "files": built.files,
                                                        "size": built.size}), encoding="utf-8")
             cached.parent.mkdir(parents=True, exist_ok=True)
@@ -314,8 +313,8 @@ def worker_imports() -> list[str]:
     return proc.stdout.split() if proc.returncode == 0 else []
 
 
-RUNTIME_FORMAT = "3"
-"""Part of the runtime cache's key: bumped when the bundle's layout changes (2: ``runtime.zip``; 3: compressed with extra roots)."""
+RUNTIME_FORMAT = "4"
+"""Part of the runtime cache's key: bumped when the bundle's layout changes (2: ``runtime.zip`` in a plain tar; 4: in a tar.gz)."""
 
 
 def _stat_key(files: Sequence[tuple[Source, str]]) -> str:
