@@ -321,10 +321,11 @@ def test_remote_layout_and_tx_spec(tmp_path: Path) -> None:
     assert lay.root == "/var/tmp/cloudeval/runs/run-1/src"
     assert lay.invocation_dir == lay.root + "/bench"
     assert lay.remote_path(Path("x.toml")) == lay.root + "/bench/x.toml"
-    assert lay.python() == "env PYTHONPATH=/var/tmp/cloudeval/runs/run-1/site python3"
+    site = "/var/tmp/cloudeval/runs/run-1/site"
+    assert lay.python() == f"env PYTHONPATH={site}:{site}/runtime.zip python3"
     spec = tx_spec("cloudeval-w0", Path("/tmp/k/w0.conf"), lay.python(), lay.invocation_dir)
     assert spec.split("//") == ["ssh=cloudeval-w0", "ssh_config=/tmp/k/w0.conf",
-                                "python=env PYTHONPATH=/var/tmp/cloudeval/runs/run-1/site python3",
+                                f"python=env PYTHONPATH={site}:{site}/runtime.zip python3",
                                 "chdir=/var/tmp/cloudeval/runs/run-1/src/bench"]
     with pytest.raises(BackendError):
         tx_spec("a", Path("/tmp/x"), "python3", "/x//y")

@@ -8,7 +8,29 @@ provider- and transport-independent rest (shipping code, xdist wiring, lost work
 
 from __future__ import annotations
 
-from .base import Backend, BootConfig, CloudVm, ProvisionResult, VmHandle, VmPlan, WorkerHandle, WorkerPlan
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import (
+        Backend,
+        BootConfig,
+        CloudVm,
+        ProvisionResult,
+        VmHandle,
+        VmPlan,
+        WorkerHandle,
+        WorkerPlan,
+    )
 
 __all__ = ["Backend", "BootConfig", "CloudVm", "ProvisionResult", "VmHandle", "VmPlan", "WorkerHandle",
            "WorkerPlan"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazily: every xdist worker imports this package (for ``options``), none needs the provider
+    # verbs of ``base`` (~10 ms of its start).
+    if name in __all__:
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

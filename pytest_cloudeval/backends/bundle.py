@@ -3,9 +3,12 @@
 Two bundles, so a rerun with a changed agent does not resend 15 MB of runtime:
 
 - ``rt-<hash>``: the worker runtime, copied from the controller's own installation: pytest, pluggy,
-  iniconfig, packaging, execnet, xdist, pytest_cloudeval, the docker SDK and their dependencies
-  (pure Python only; compiled extensions are left out and their pure fallbacks used), each with a
-  minimal ``.dist-info`` so entry points (pytest11 plugins) load on the VM.
+  iniconfig, packaging, execnet, xdist, pytest_cloudeval and their dependencies, and the docker SDK
+  when the run's sandbox may need it (pure Python only; compiled extensions are left out and their
+  pure fallbacks used), each with a minimal ``.dist-info`` so entry points (pytest11 plugins) load
+  on the VM. The controller-only dependencies (jinja2 for the HTML report, junit-xml) stay home.
+  The third-party packages travel as one ``runtime.zip`` with their bytecode (``runtime_zip``):
+  the bundle is a tar.gz of ~200 files instead of ~750.
 - ``src-<hash>``: the rootdir's ini file and conftests, the benchmark folders named on the command
   line, and the agent's folder, laid out as under the rootdir so node ids match.
 
@@ -36,9 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError
+from . import runtime_zip
 
-RUNTIME_ROOTS = ("pytest", "pytest-xdist", "execnet", "pluggy", "iniconfig", "packaging", "pytest-cloudeval",
-                 "docker")
+RUNTIME_ROOTS = ("pytest", "pytest-xdist", "execnet", "pluggy", "iniconfig", "packaging", "pytest-cloudeval")
+DOCKER_ROOTS = ("docker",)
+"""Shipped unless the run's sandbox is ``local`` (the Docker and Kubernetes sandboxes use it)."""
+CONTROLLER_ONLY = frozenset({"jinja2", "junit-xml"})
+"""Dependencies of pytest-cloudeval that only the controller uses (its report files)."""
 # Needed by pytest on Python < 3.11 VMs; shipped when the controller has them.
 RUNTIME_OPTIONAL = ("exceptiongroup", "tomli")
 SKIP_DIRS = frozenset({"__pycache__", ".git", ".hg", ".svn", ".tox", ".nox", ".venv", "venv", "node_modules",
@@ -60,7 +67,7 @@ class Bundle:
     """``rt`` (runtime) or ``src`` (project)."""
     digest: str
     data: bytes
-    """The tar.gz."""
+    """The tar (gzip-compressed unless its content is compressed already)."""
     files: int
     size: int
     """Uncompressed bytes."""
@@ -71,15 +78,17 @@ class Bundle:
 
 
 # -- building ------------------------------------------------------------------------------------
-def make_bundle(kind: str, files: Iterable[tuple[Source, str]]) -> Bundle:
-    """A deterministic tar.gz of ``(source path or bytes, name in the bundle)``; the digest covers
-    names, contents and the executable bit, so equal trees give equal names on every controller."""
+def make_bundle(kind: str, files: Iterable[tuple[Source, str]], compress: bool = True) -> Bundle:
+    """A deterministic tar.gz (a plain tar without ``compress``) of ``(source path or bytes, name in
+    the bundle)``; the digest covers names, contents and the executable bit, so equal trees give
+    equal names on every controller."""
     entries = sorted({arc: src for src, arc in files}.items())
     digest = hashlib.sha256()
     buf = io.BytesIO()
     total = 0
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=6) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with (gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=6) if compress
+          else contextlib.nullcontext(buf)) as out, \
+            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for arc, src in entries:
             if isinstance(src, bytes):
                 data, executable = src, False
@@ -139,23 +148,31 @@ def _requirement_names(dist: metadata.Distribution) -> list[str]:
     return names
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def runtime_distributions(roots: Sequence[str] = RUNTIME_ROOTS) -> list[metadata.Distribution]:
-    """The installed distributions the worker needs: ``roots`` and their dependencies."""
+    """The installed distributions the worker needs: ``roots`` and their dependencies, without
+    pytest-cloudeval's controller-only ones (``CONTROLLER_ONLY``)."""
     seen: dict[str, metadata.Distribution] = {}
     todo = list(roots) + [n for n in RUNTIME_OPTIONAL]
     while todo:
         name = todo.pop()
-        key = re.sub(r"[-_.]+", "-", name).lower()
+        key = _canonical(name)
         if key in seen:
             continue
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
-            if name in RUNTIME_OPTIONAL or name == "docker":
+            if name in RUNTIME_OPTIONAL or name in DOCKER_ROOTS:
                 continue
             raise BackendError(f"the worker runtime needs {name!r}, which is not installed here") from None
         seen[key] = dist
-        todo.extend(_requirement_names(dist))
+        needs = _requirement_names(dist)
+        if key == "pytest-cloudeval":
+            needs = [n for n in needs if _canonical(n) not in CONTROLLER_ONLY]
+        todo.extend(needs)
     return [seen[k] for k in sorted(seen)]
 
 
@@ -174,13 +191,15 @@ def top_level_modules(dist: metadata.Distribution) -> list[str]:
     return sorted(n for n in names if n.isidentifier())
 
 
-def runtime_files(extra_modules: Sequence[str] = (), extra_roots: Sequence[str] = ()) -> list[tuple[Source, str]]:
+def runtime_files(extra_modules: Sequence[str] = (), extra_roots: Sequence[str] = (),
+                  docker: bool = True) -> list[tuple[Source, str]]:
     """Files of the runtime bundle: every runtime distribution's pure-Python modules + dist-info
     (``extra_roots``: more distributions with their dependencies, e.g. ``kubernetes`` for workers
-    that make ``--sandbox=k8s`` pods)."""
+    that make ``--sandbox=k8s`` pods; ``docker``: with the Docker SDK and its dependencies)."""
     files: list[tuple[Source, str]] = []
-    base = {dist.metadata["Name"] for dist in runtime_distributions()} if extra_roots else set()
-    for dist in runtime_distributions((*RUNTIME_ROOTS, *extra_roots)):
+    roots = (*RUNTIME_ROOTS, *(DOCKER_ROOTS if docker else ()))
+    base = {dist.metadata["Name"] for dist in runtime_distributions(roots)} if extra_roots else set()
+    for dist in runtime_distributions((*roots, *extra_roots)):
         # The extra roots' own dependencies may be compiled only (pydantic-core, under the Kubernetes
         # client): their native modules travel too, and load where the worker's Python matches ours.
         native = bool(extra_roots) and dist.metadata["Name"] not in base
@@ -226,11 +245,13 @@ def _module_files(module: str, native: bool = False) -> list[tuple[Source, str]]
 
 
 def runtime_bundle(extra_modules: Sequence[str] = (), cache_dir: Path | None = None,
-                   extra_roots: Sequence[str] = ()) -> Bundle:
-    """The runtime bundle, with hash-checked bytecode for this Python (a VM with the same version
-    skips compiling; others ignore it). Built once per installed set of files when ``cache_dir``
-    is given (compiling takes a second or two), then read back."""
-    files = runtime_files(extra_modules, extra_roots)
+                   extra_roots: Sequence[str] = (), docker: bool = True) -> Bundle:
+    """The runtime bundle (a tar.gz: the archive inside is compressed already, the plugin's own files
+    are not, and the controller holds two transient copies of every bundle it is sending), with
+    bytecode for this Python (a VM with the same version compiles nothing; others compile from
+    the sources, see ``runtime_zip``). Built once per installed set of files when ``cache_dir`` is
+    given (compiling takes a few seconds), then read back."""
+    files = runtime_files(extra_modules, extra_roots, docker)
     key = _stat_key(files)
     cached = cache_dir / f"rt-{key}" if cache_dir is not None else None
     if cached is not None:
@@ -240,7 +261,11 @@ def runtime_bundle(extra_modules: Sequence[str] = (), cache_dir: Path | None = N
                           files=meta["files"], size=meta["size"])
         except (OSError, ValueError, KeyError):
             pass
-    built = make_bundle("rt", files + compiled_files(files, worker_imports()))
+    in_zip = [(src, arc) for src, arc in files if runtime_zip.zipped(arc)]
+    loose = [(src, arc) for src, arc in files if not runtime_zip.zipped(arc)]
+    built = make_bundle("rt", [*loose, *compiled_files(loose, worker_imports()),
+                               (runtime_zip.build(in_zip), runtime_zip.ZIP_NAME),
+                               (runtime_zip.info(), runtime_zip.INFO_NAME)])
     if cached is not None:
         try:
             tmp = Path(tempfile.mkdtemp(prefix=".rt-", dir=cached.parent if cached.parent.is_dir() else None))
@@ -263,7 +288,10 @@ _WORKER_IMPORTS = r'''
 import importlib, sys
 from _pytest.config import get_config
 get_config()
-for name in ("xdist.plugin", "xdist.remote", "xdist.looponfail", "execnet", "pytest_cloudeval.plugin",
+for name in ("xdist.plugin", "xdist.remote", "xdist.looponfail", "xdist.newhooks", "execnet",
+             "pytest_cloudeval.plugin", "pytest_cloudeval.builtins", "pytest_cloudeval.agents.args",
+             "pytest_cloudeval.artifacts.plugin", "pytest_cloudeval.artifacts.uploader",
+             "pytest_cloudeval.backends.watchdog", "pytest_cloudeval.backends.wiring",
              "pytest_cloudeval.backends.plugin", "pytest_cloudeval.runner", "pytest_cloudeval.collect",
              "pytest_cloudeval.sandbox.local", "pytest_cloudeval.tasks.usaco", "pytest_cloudeval.tasks.harbor",
              "pytest_cloudeval.judge.usaco", "pytest_cloudeval.agents.loader", "pytest_cloudeval.agents.function"):
@@ -285,9 +313,14 @@ def worker_imports() -> list[str]:
     return proc.stdout.split() if proc.returncode == 0 else []
 
 
+RUNTIME_FORMAT = "4"
+"""Part of the runtime cache's key: bumped when the bundle's layout changes (2: ``runtime.zip`` in a plain tar; 4: in a tar.gz)."""
+
+
 def _stat_key(files: Sequence[tuple[Source, str]]) -> str:
-    """A cheap key of the runtime's files (names, sizes, mtimes) and this Python's bytecode tag."""
-    digest = hashlib.sha256(str(sys.implementation.cache_tag).encode())
+    """A cheap key of the runtime's files (names, sizes, mtimes), the bundle's layout and this
+    Python's bytecode tag."""
+    digest = hashlib.sha256(f"{sys.implementation.cache_tag}\0{RUNTIME_FORMAT}".encode())
     for src, arc in sorted(files, key=lambda f: f[1]):
         if isinstance(src, bytes):
             digest.update(arc.encode() + hashlib.sha256(src).digest())
@@ -373,7 +406,7 @@ def project_files(rootdir: Path, paths: Sequence[Path], exclude: Sequence[Path] 
 # Runs on the VM (stdlib only): receive the bundles it lacks, unpack each atomically, link the run's
 # folder to them, check that the runtime imports, and report the interpreter.
 _REMOTE_SHIP = r'''
-import io, json, os, shutil, subprocess, sys, tarfile, time
+import io, json, os, shutil, subprocess, sys, time
 base, names = channel.receive()
 os.makedirs(base, exist_ok=True)
 missing = [n for n in names if not os.path.exists(os.path.join(base, n, ".complete"))]
@@ -387,14 +420,28 @@ for _ in missing:
     # GNU tar unpacks in C, about twice as fast as tarfile (and refuses absolute and ".." names).
     tar_bin = shutil.which("tar")
     done = tar_bin is not None and subprocess.run(
-        [tar_bin, "-xzf", "-", "-C", tmp, "--no-same-owner"], input=data, capture_output=True).returncode == 0
+        [tar_bin, "-xzf" if data[:2] == b"\x1f\x8b" else "-xf", "-", "-C", tmp, "--no-same-owner"], input=data,
+        capture_output=True).returncode == 0
     if not done:
+        import tarfile
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
             members = [m for m in tar.getmembers()
                        if m.isfile() and not m.name.startswith("/") and ".." not in m.name.split("/")]
             tar.extractall(tmp, members=members)
+    # A runtime whose archived bytecode is for another Python: its sources go beside it, where
+    # imports look first (and this Python writes its own bytecode once).
+    try:
+        with open(os.path.join(tmp, "runtime.json")) as f:
+            tag = json.load(f).get("cache_tag")
+    except (OSError, ValueError):
+        tag = sys.implementation.cache_tag
+    if tag != sys.implementation.cache_tag:
+        import zipfile
+        with zipfile.ZipFile(os.path.join(tmp, "runtime.zip")) as archive:
+            archive.extractall(tmp, [n for n in archive.namelist() if not n.endswith(".pyc")
+                                     and not n.startswith("/") and ".." not in n.split("/")])
     open(os.path.join(tmp, ".complete"), "w").close()
     if os.path.exists(os.path.join(target, ".complete")):
         shutil.rmtree(tmp, ignore_errors=True)  # another run shipped the same bundle meanwhile
@@ -456,7 +503,8 @@ channel.send({"python": list(sys.version_info[:3]), "executable": sys.executable
 _REMOTE_CHECK = r'''
 import os, subprocess, sys
 site, check = channel.receive()
-proc = subprocess.run([sys.executable, "-c", check], env=dict(os.environ, PYTHONPATH=site),
+proc = subprocess.run([sys.executable, "-c", check],
+                      env=dict(os.environ, PYTHONPATH=site + os.pathsep + os.path.join(site, "runtime.zip")),
                       capture_output=True, text=True)
 channel.send((proc.returncode == 0, (proc.stderr or proc.stdout)[-2000:]))
 '''

@@ -51,6 +51,14 @@ SENDING_AT_ONCE = 4
 """Bundles being sent at once (each costs two transient copies on the controller; see ``ship``)."""
 
 
+def runtime_needs(sandbox: str) -> tuple[tuple[str, ...], bool]:
+    """What the workers' runtime adds for ``sandbox``: extra distributions (with their dependencies)
+    and whether the Docker SDK goes. Workers that make ``--sandbox=k8s`` pods need the Kubernetes
+    client (its image helpers use the Docker SDK too); only workers whose tasks run as local
+    processes can do without the Docker SDK (a sandbox from a plugin keeps it: it may use it)."""
+    return (("kubernetes",) if sandbox == "k8s" else ()), sandbox != "local"
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pytest-cloudeval"
 
@@ -213,9 +221,9 @@ class CloudRun:
             exclude.append(Path(self.settings.secrets_file))
         files = project_files(Path(config.rootpath), paths, exclude=exclude, inifile=config.inipath,
                               extra=self.agent.extra, agent_paths=self.agent.in_root)
-        # Workers that make --sandbox=k8s pods need the Kubernetes client (and its dependencies).
-        extra = ("kubernetes",) if self.settings.sandbox == "k8s" else ()
-        return [runtime_bundle(cache_dir=cache_dir() / "bundles", extra_roots=extra), make_bundle("src", files)]
+        extra, docker = runtime_needs(self.settings.sandbox)
+        return [runtime_bundle(cache_dir=cache_dir() / "bundles", extra_roots=extra, docker=docker),
+                make_bundle("src", files)]
 
     def _collect_ready(self, futures: dict[str, tuple[Host, Future[ShipReport]]]) -> list[Host]:
         ready: list[Host] = []
@@ -291,6 +299,22 @@ class CloudRun:
         with self._lock:
             self.handed_over_count += 1
         return adopted
+
+    def prepare_gateway(self, gateway: Any, timeout: float = 60.0) -> None:
+        """Before a worker's gateway runs xdist's worker code: the runtime archive's own importer
+        (``runtime_zip.INSTALL_IMPORTER``). Does not raise for a broken gateway (it fails again,
+        visibly, in xdist's hands); without the importer the stock ``zipimport`` reads the same
+        archive (slower, with archive-relative file names in code objects)."""
+        import execnet
+
+        from .runtime_zip import INSTALL_IMPORTER
+
+        try:
+            channel = gateway.remote_exec(INSTALL_IMPORTER)
+            channel.receive(timeout=timeout)
+            channel.waitclose(timeout)
+        except (OSError, EOFError, execnet.TimeoutError, execnet.RemoteError):
+            pass
 
     def drop_handovers(self) -> None:
         """Close the kept gateways nobody adopted (hosts without a slot, runs that stop early)."""

@@ -80,32 +80,43 @@ def adopt(gateway: Any, group: Any, spec: Any, timeout: float = 30.0) -> Any:
 
 
 def prestart(group: Any, specs: Sequence[Any], say: Callable[[str], None] | None = None,
-             threads: int = MAX_THREADS, opened: Callable[[Any], Any | None] | None = None) -> PreparedGateways:
+             threads: int = MAX_THREADS, opened: Callable[[Any], Any | None] | None = None,
+             prepare: Callable[[Any], None] | None = None) -> PreparedGateways:
     """Open a gateway for each of ``specs`` in ``group`` on up to ``threads`` threads, and make the
     group's ``makegateway`` return them (each once) when xdist asks for the same spec.
 
     ``opened(spec)``, when given, returns a gateway already made in ``group`` for that spec (see
-    ``adopt``) or None; only the specs it has none for are opened here."""
+    ``adopt``) or None; only the specs it has none for are opened here. ``prepare(gateway)``, when
+    given, runs on every gateway before xdist gets it (also on those xdist asks for later, to
+    restart a worker); it must not raise."""
     prepared = PreparedGateways()
     original = group.makegateway
+
+    def fresh(spec: Any) -> Any:
+        gateway = original(spec)
+        if prepare is not None:
+            prepare(gateway)
+        return gateway
 
     def make(spec: Any) -> None:
         try:
             ready = opened(spec) if opened is not None else None
-            prepared.put(spec, ready if ready is not None else original(spec))
+            if ready is not None and prepare is not None:
+                prepare(ready)
+            prepared.put(spec, ready if ready is not None else fresh(spec))
         except Exception as e:  # noqa: BLE001 - xdist retries this spec itself and reports its error
             if say is not None:
                 say(f"cloudeval: could not open the gateway {getattr(spec, 'id', spec)} ahead of xdist ({e}); "
                     f"xdist will try it")
 
-    if len(specs) > 1 or opened is not None:
+    if len(specs) > 1 or opened is not None or prepare is not None:
         with ThreadPoolExecutor(max_workers=max(1, min(threads, len(specs))),
                                 thread_name_prefix="cloudeval-gateway") as pool:
             list(pool.map(make, specs))
 
     def makegateway(spec: Any = None) -> Any:
         gateway = prepared.take(spec) if spec is not None else None
-        return gateway if gateway is not None else original(spec)
+        return gateway if gateway is not None else fresh(spec)
 
     group.makegateway = makegateway
     return prepared

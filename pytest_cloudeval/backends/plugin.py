@@ -269,7 +269,8 @@ class CloudXdistHooks:
         if manager is not None:
             # Each host's first worker takes over the gateway its code was shipped over.
             prestart(manager.group, specs, self.run.say,  # see xdist_internals 8.
-                     opened=lambda spec: self.run.handed_over(manager.group, spec))
+                     opened=lambda spec: self.run.handed_over(manager.group, spec),
+                     prepare=self.run.prepare_gateway)
             if self.run.handed_over_count:
                 self.run.say(f"cloudeval {self.run.plan.cloud}: {self.run.handed_over_count} of {count} worker(s) "
                              f"start on the interpreter their code was shipped over")

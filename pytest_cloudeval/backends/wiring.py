@@ -81,9 +81,14 @@ class RemoteLayout:
                                f"(start pytest from a folder that contains it, or set --rootdir)") from None
         return self.root if str(rel) == "." else f"{self.root}/{rel.as_posix()}"
 
+    @property
+    def runtime_zip(self) -> str:
+        """The runtime's archive of third-party packages (``runtime_zip``), imported after ``site``."""
+        return f"{self.site}/runtime.zip"
+
     def python(self, extra_paths: Sequence[str] = ()) -> str:
         """The ``python=`` of the execnet spec: the VM's python3 with the shipped runtime first."""
-        path = ":".join([self.site, *extra_paths])
+        path = ":".join([self.site, self.runtime_zip, *extra_paths])
         return f"env PYTHONPATH={path} python3"
 
 
