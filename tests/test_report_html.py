@@ -5,6 +5,7 @@ error, no network, filters in the URL, details, timeline bars, no script from ta
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -245,7 +246,7 @@ def test_screenshot_of_a_real_run(real_runs: Path, browser: Any, tmp_path: Path)
     browser.navigate((real_runs / "noop" / "report.html").as_uri() + "#task=usaco%2F9007_silver_enclosed_ponds")
     browser.wait_for("!document.getElementById('detail').hidden")
     assert browser.screenshot(tmp_path / "report-detail.png").stat().st_size > 10_000
-    if SCREENSHOT.parent.is_dir():
+    if os.environ.get("CLOUDEVAL_UPDATE_SCREENSHOTS") == "1":  # the README's pictures, on request only
         shutil.copyfile(shot, SCREENSHOT)
         shutil.copyfile(tmp_path / "report-detail.png", SCREENSHOT.with_name("report-screenshot-detail.png"))
 
