@@ -11,6 +11,7 @@ import sys
 import tarfile
 import zipfile
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +151,20 @@ def test_a_runtime_with_the_kubernetes_client_stays_compressed() -> None:
     with tarfile.open(fileobj=io.BytesIO(k8s.data), mode="r:gz") as tar:
         names = set(tar.getnames())
     assert "kubernetes/__init__.py" in names and runtime_zip.ZIP_NAME in names
+
+
+def test_a_development_checkout_s_tests_never_ship_as_a_module(tmp_path: Path) -> None:
+    """An editable install run from its project's root finds ``<name>.egg-info`` there first, whose
+    SOURCES.txt lists the whole source tree: only top_level.txt says what is importable."""
+    info = tmp_path / "pkg.egg-info"
+    info.mkdir()
+    (info / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\n")
+    (info / "top_level.txt").write_text("pkg\n")
+    (info / "SOURCES.txt").write_text("README.md\npkg/__init__.py\ntests/test_x.py\ntests/conftest.py\n")
+    assert bundle.top_level_modules(metadata.PathDistribution(info)) == ["pkg"]
+    # Without top_level.txt (wheels built by flit or hatchling), the installed file list says it.
+    (info / "top_level.txt").unlink()
+    assert "pkg" in bundle.top_level_modules(metadata.PathDistribution(info))
+    # And the runtime of this very checkout, from its root, carries no test module.
+    names = {arc.split("/", 1)[0] for _, arc in bundle.runtime_files(docker=False)}
+    assert "tests" not in names and "pytest_cloudeval" in names, sorted(names)

@@ -177,8 +177,13 @@ def runtime_distributions(roots: Sequence[str] = RUNTIME_ROOTS) -> list[metadata
 
 
 def top_level_modules(dist: metadata.Distribution) -> list[str]:
-    """Importable top-level names of a distribution (from top_level.txt and its file list)."""
+    """Importable top-level names of a distribution: its top_level.txt when it has one, else the
+    top folders and modules of its file list. Not both: a development checkout's
+    ``<name>.egg-info`` (found first when pytest runs from the project's root) lists every file of
+    the source tree in SOURCES.txt, ``tests/`` included, which no worker may be sent as a module."""
     names = set((dist.read_text("top_level.txt") or "").split())
+    if names:
+        return sorted(n for n in names if n.isidentifier())
     for file in dist.files or []:
         first = file.parts[0]
         if first.endswith((".dist-info", ".data", ".pth")) or first in ("..", "__pycache__", "bin"):
