@@ -66,6 +66,9 @@ class HostLaunch:
     """Runs in the forked child before exec (joins the sandbox's cgroup); system calls only."""
     on_start: Callable[[int], None]
     """Told the pid of the new process, which leads its own process group."""
+    adopt: Callable[[int], None] | None = None
+    """``preexec``'s work done from the worker on the new process's pid, for a launcher that holds
+    the process at a gate until then (and so can spawn it with ``vfork``); None: use ``preexec``."""
 
 
 @dataclass

@@ -43,28 +43,54 @@ def kill_group(pgid: int) -> None:
         pass
 
 
+def _join_cgroups(pid: int, cgroups: Sequence[str]) -> None:
+    data = str(pid).encode()
+    for procs in cgroups:
+        try:
+            fd = os.open(procs, os.O_WRONLY)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+
+def _limit_values(memory_mb: int | None, cpu_s: float | None) -> list[tuple[int, int, int]]:
+    limits = [(resource.RLIMIT_CORE, 0, 0)]
+    if memory_mb:
+        size = memory_mb * 1024 * 1024
+        limits.append((resource.RLIMIT_AS, size, size))
+    if cpu_s:
+        seconds = int(cpu_s) + 1
+        limits.append((resource.RLIMIT_CPU, seconds, seconds + 1))
+    return limits
+
+
 def _limits_preexec(memory_mb: int | None, cpu_s: float | None,  # type: ignore[no-untyped-def]
                     cgroups: Sequence[str] = ()):
+    limits = _limit_values(memory_mb, cpu_s)
+
     def apply() -> None:
-        pid = str(os.getpid()).encode()
-        for procs in cgroups:  # before exec: nothing the command starts is outside the cgroup
-            try:
-                fd = os.open(procs, os.O_WRONLY)
-                try:
-                    os.write(fd, pid)
-                finally:
-                    os.close(fd)
-            except OSError:
-                pass
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if memory_mb:
-            size = memory_mb * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (size, size))
-        if cpu_s:
-            seconds = int(cpu_s) + 1
-            resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+        # before exec: nothing the command starts is outside the cgroup
+        _join_cgroups(os.getpid(), cgroups)
+        for kind, soft, hard in limits:
+            resource.setrlimit(kind, (soft, hard))
 
     return apply
+
+
+def _limits_adopt(memory_mb: int | None, cpu_s: float | None,
+                  cgroups: Sequence[str] = ()) -> Callable[[int], None]:
+    """``_limits_preexec`` done from this process, on a child held at a gate until it returns."""
+    limits = _limit_values(memory_mb, cpu_s)
+
+    def adopt(pid: int) -> None:
+        _join_cgroups(pid, cgroups)
+        for kind, soft, hard in limits:
+            resource.prlimit(pid, kind, (soft, hard))
+
+    return adopt
 
 
 def run_process(
@@ -186,10 +212,12 @@ class LocalSandbox(Sandbox):
         jail = self._jail
         if jail is None:
             raise SandboxError("sandbox used before start()" if not self._closed else "sandbox used after close()")
+        memory_mb = None if jail.memory_applied else self.spec.memory_mb
         return HostLaunch(env={local_jail.TOKEN_VAR: jail.token},
-                          preexec=_limits_preexec(None if jail.memory_applied else self.spec.memory_mb, None,
-                                                  jail.join_files()),
-                          on_start=self._groups.add)
+                          preexec=_limits_preexec(memory_mb, None, jail.join_files()),
+                          on_start=self._groups.add,
+                          adopt=_limits_adopt(memory_mb, None, jail.join_files()) if hasattr(resource, "prlimit")
+                          else None)
 
     def _path(self, path: str) -> Path:
         p = Path(path)

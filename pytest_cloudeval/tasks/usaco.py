@@ -251,7 +251,8 @@ class UsacoFormat(TaskFormat):
         (one Python start-up per attempt, the largest per-task cost of a local run). The tests are
         read where they are, the submission works in a fresh folder holding nothing but its source,
         gets the judge's minimal environment (no secret) plus the sandbox's token, joins the
-        sandbox's cgroup before exec and leads a process group the sandbox kills at close: whatever
+        sandbox's cgroup before it runs a line of the submission (held at its bootstrap's gate while
+        the worker puts it there: no fork of the worker per test) and leads a process group the sandbox kills at close: whatever
         it starts (setsid daemons included) dies with the attempt.
         """
         workdir = Path(tempfile.mkdtemp(prefix="judge-", dir=host_root))
@@ -260,7 +261,7 @@ class UsacoFormat(TaskFormat):
                 source, tests, time_limit_s=time_limit, memory_mb=memory_mb, workdir=workdir,
                 python=sys.executable, semantics=semantics,
                 extra_env={"PATH": JUDGE_PATH, **launch.env}, before_exec=launch.preexec,
-                on_start=launch.on_start)
+                adopt=launch.adopt, on_start=launch.on_start)
         except judge_mod.JudgeSetupError as e:
             raise VerifierError(f"cannot judge: {e}") from e
         finally:
