@@ -21,6 +21,7 @@ import pytest
 from pytest_cloudeval.backends import bundle, runtime_zip
 from pytest_cloudeval.backends.bundle import Bundle
 from pytest_cloudeval.backends.controller import runtime_needs
+from pytest_cloudeval.errors import BackendError
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +169,31 @@ def test_a_development_checkout_s_tests_never_ship_as_a_module(tmp_path: Path) -
     # And the runtime of this very checkout, from its root, carries no test module.
     names = {arc.split("/", 1)[0] for _, arc in bundle.runtime_files(docker=False)}
     assert "tests" not in names and "pytest_cloudeval" in names, sorted(names)
+
+
+def test_the_in_place_check_leaves_the_runtime_imported_for_the_worker(local_runtime: Bundle, host: Any,
+                                                                       tmp_path: Path) -> None:
+    """A handed-over host checks its runtime in the interpreter that becomes its worker: after the
+    importer, the check's imports stay (the worker does not import them again) with real file names."""
+    site = ship_to(host, tmp_path, local_runtime)
+    gateway = worker(site)
+    try:
+        runtime_zip.install_importer(gateway)
+        bundle.check_runtime_in_place(gateway)
+        got = gateway.remote_exec(
+            "import sys; m = sys.modules; channel.send((sorted(n for n in ('pytest', 'xdist.remote', "
+            "'pytest_cloudeval.plugin') if n in m), m['_pytest.python'].__loader__.__class__.__name__))"
+        ).receive(timeout=30)
+    finally:
+        gateway.exit()
+    assert got == (["pytest", "pytest_cloudeval.plugin", "xdist.remote"], "RuntimeZip")
+
+
+def test_a_runtime_that_does_not_import_is_named_with_its_traceback(tmp_path: Path) -> None:
+    gateway = execnet.makegateway(f"popen//python={sys.executable} -S -I")  # no site-packages: no pytest
+    try:
+        with pytest.raises(BackendError, match=r"(?s)the worker runtime does not import on the VM: .*"
+                                               r"ModuleNotFoundError: No module named 'pytest'"):
+            bundle.check_runtime_in_place(gateway)
+    finally:
+        gateway.exit()

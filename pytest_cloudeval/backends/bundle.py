@@ -516,11 +516,34 @@ channel.send((proc.returncode == 0, (proc.stderr or proc.stdout)[-2000:]))
 
 IMPORT_CHECK = "import pytest, xdist, execnet, xdist.remote, pytest_cloudeval.plugin"
 
+# Runs on the VM in the interpreter that becomes its first worker: the same imports, kept.
+_IN_PLACE_CHECK = r'''
+import traceback
+try:
+    exec(channel.receive())
+except BaseException:
+    channel.send((False, traceback.format_exc()[-2000:]))
+else:
+    channel.send((True, ""))
+'''
+
 
 def check_runtime(gateway: Any, site: str, timeout: float = 120.0) -> None:
     """Import the runtime on the VM in a fresh interpreter. Raises: BackendError with the traceback."""
     channel = gateway.remote_exec(_REMOTE_CHECK)
     channel.send((site, IMPORT_CHECK))
+    ok, error = channel.receive(timeout=timeout)
+    channel.waitclose(timeout)
+    if not ok:
+        raise BackendError(f"the worker runtime does not import on the VM: {error.strip()}")
+
+
+def check_runtime_in_place(gateway: Any, timeout: float = 120.0) -> None:
+    """``check_runtime`` in ``gateway``'s own interpreter, for one that becomes a worker (a handed-over
+    gateway, its runtime importer installed): the worker imports the same modules anyway, so the
+    check costs no second interpreter and each host checks its own. Raises: BackendError."""
+    channel = gateway.remote_exec(_IN_PLACE_CHECK)
+    channel.send(IMPORT_CHECK)
     ok, error = channel.receive(timeout=timeout)
     channel.waitclose(timeout)
     if not ok:

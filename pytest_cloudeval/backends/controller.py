@@ -29,12 +29,14 @@ from .bundle import (
     Bundle,
     ShipReport,
     check_runtime,
+    check_runtime_in_place,
     make_bundle,
     project_files,
     runtime_bundle,
     ship,
 )
 from .pricing import PRICE_SOURCE, cost_usd, format_usd
+from .runtime_zip import install_importer
 from .transport import Transport
 from .watchdog import startup_script
 from .wiring import (
@@ -240,9 +242,10 @@ class CloudRun:
 
     def _ready_one(self, vm: Host, bundles_future: Future[list[Bundle]], deadline: float,
                    hand_over: bool = False) -> ShipReport:
-        """Make ``vm`` ready: reachable, code shipped, runtime checked (once per run). With
-        ``hand_over`` (and a transport that can), the gateway used is the interpreter a worker
-        needs, kept for ``handed_over``."""
+        """Make ``vm`` ready: reachable, code shipped, runtime checked (once per run in a separate
+        interpreter; with a hand-over, on each host in the interpreter kept). With ``hand_over``
+        (and a transport that can), the gateway used is the interpreter a worker needs, kept for
+        ``handed_over``."""
         import execnet
 
         t0 = time.monotonic()
@@ -264,7 +267,13 @@ class CloudRun:
                           wait_docker_s=max(5.0, min(DOCKER_WAIT_S, deadline - time.monotonic())),
                           sending=self._sending)
             t_ship = time.monotonic()
-            self._runtime_check.run(lambda: check_runtime(gateway, self.layout.site))
+            if hand_over:
+                # This interpreter becomes the host's first worker: install the runtime's importer
+                # and import the runtime here, where the worker needs it (no second interpreter).
+                install_importer(gateway)
+                check_runtime_in_place(gateway)
+            else:
+                self._runtime_check.run(lambda: check_runtime(gateway, self.layout.site))
             if hand_over and not self.cancel.is_set():
                 with self._lock:
                     self._handover[vm.name] = (group, gateway)
@@ -301,20 +310,10 @@ class CloudRun:
         return adopted
 
     def prepare_gateway(self, gateway: Any, timeout: float = 60.0) -> None:
-        """Before a worker's gateway runs xdist's worker code: the runtime archive's own importer
-        (``runtime_zip.INSTALL_IMPORTER``). Does not raise for a broken gateway (it fails again,
-        visibly, in xdist's hands); without the importer the stock ``zipimport`` reads the same
-        archive (slower, with archive-relative file names in code objects)."""
-        import execnet
+        """Before a worker's gateway runs xdist's worker code: ``runtime_zip.install_importer``."""
+        from .runtime_zip import install_importer
 
-        from .runtime_zip import INSTALL_IMPORTER
-
-        try:
-            channel = gateway.remote_exec(INSTALL_IMPORTER)
-            channel.receive(timeout=timeout)
-            channel.waitclose(timeout)
-        except (OSError, EOFError, execnet.TimeoutError, execnet.RemoteError):
-            pass
+        install_importer(gateway, timeout)
 
     def drop_handovers(self) -> None:
         """Close the kept gateways nobody adopted (hosts without a slot, runs that stop early)."""

@@ -29,6 +29,7 @@ import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ZIP_NAME = "runtime.zip"
 INFO_NAME = "runtime.json"
@@ -121,3 +122,18 @@ channel.send(bool(roots))
 """Runs in a worker interpreter (execnet ``remote_exec``; standard library only): import the runtime
 archive (the ``PYTHONPATH`` entry ending in ``/runtime.zip``) with real file names and without
 loading code twice. Sends whether there is one. Idempotent."""
+
+
+def install_importer(gateway: Any, timeout: float = 60.0) -> None:
+    """Run ``INSTALL_IMPORTER`` in ``gateway`` before anything there imports the runtime. Does not
+    raise for a broken gateway (it fails again, visibly, in xdist's hands); without the importer
+    the stock ``zipimport`` reads the same archive (slower, with archive-relative file names in
+    code objects)."""
+    import execnet
+
+    try:
+        channel = gateway.remote_exec(INSTALL_IMPORTER)
+        channel.receive(timeout=timeout)
+        channel.waitclose(timeout)
+    except (OSError, EOFError, execnet.TimeoutError, execnet.RemoteError):
+        pass
