@@ -132,3 +132,41 @@ def write_harbor_benchmark(root: Path, names: list[str] | tuple[str, ...] = ("t1
 def task_results(run_dir: Path) -> dict[str, dict[str, Any]]:
     """``{task folder name: result.json}`` of one run folder (``results/<run-id>``)."""
     return {p.parent.name: json.loads(p.read_text()) for p in sorted(run_dir.glob("*/*/result.json"))}
+
+
+class EngineCalls:
+    """Records the docker sandbox's engine calls that matter for counting: execs (their argv) and
+    archive transfers (``get_archive`` with its path, ``put_archive``), as ``(kind, detail)``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from pytest_cloudeval.sandbox import docker_engine
+
+        self.calls: list[tuple[str, Any]] = []
+        calls = self.calls
+        real_client, real_run = docker_engine.client, docker_engine.run_exec
+
+        def run_exec(api: Any, ref: str, argv: Any, **kwargs: Any) -> Any:
+            calls.append(("exec", argv))
+            return real_run(api, ref, argv, **kwargs)
+
+        def client(*args: Any) -> Any:
+            api = real_client(*args)
+
+            class Counted:
+                def __getattr__(self, name: str) -> Any:
+                    if name == "get_archive":
+                        def fetch(ref: str, path: str) -> Any:
+                            calls.append(("get_archive", path))
+                            return api.get_archive(ref, path)
+                        return fetch
+                    if name == "put_archive":
+                        calls.append(("put_archive", None))
+                    return getattr(api, name)
+            return Counted()
+
+        monkeypatch.setattr(docker_engine, "client", client)
+        monkeypatch.setattr(docker_engine, "run_exec", run_exec)
+
+    @property
+    def fetches(self) -> list[str]:
+        return [str(detail) for kind, detail in self.calls if kind == "get_archive"]

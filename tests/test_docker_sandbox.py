@@ -21,6 +21,7 @@ from pytest_cloudeval.model import Task
 from pytest_cloudeval.sandbox.base import SandboxOptions, SandboxSpec
 from tests.docker_support import (
     BASE_IMAGE,
+    EngineCalls,
     docker_api,  # noqa: F401 - a fixture
     new_run_id,
     require_docker,
@@ -162,6 +163,86 @@ def test_files_travel_with_the_next_command_or_by_upload(box_factory: Any, monke
     assert box.exec("cat counted.txt; echo ran >> runs.txt", timeout=30).stdout == "x"
     assert docker_module._untar_works == {box.image: False}
     assert box.read_file("runs.txt") == b"ran\n"
+
+
+SNAP_SETUP = "mkdir -p /logs/verifier /logs/agent && echo 1 > /logs/verifier/reward.txt && echo note > /logs/agent/a.txt"
+
+
+def _copied(box: Any, dest: Path) -> dict[str, str]:
+    report = box.copy_out_report("/logs", dest, 1 << 20)
+    assert report is not None and not report.skipped
+    return {str(p.relative_to(dest)): p.read_bytes().decode(errors="replace") for p in sorted(dest.rglob("*"))
+            if p.is_file()}
+
+
+def test_a_root_command_brings_a_folder_back_with_it(box_factory: Any, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """One engine call for the command and the copy of /logs; what is copied is what a fetch gives."""
+    box = box_factory(user="0")
+    calls = EngineCalls(monkeypatch)
+    result = box.exec_then_snapshot(["sh", "-c", SNAP_SETUP + "; echo out; echo err >&2; exit 3"], src="/logs",
+                                    timeout=30)
+    assert result.exit_code == 3 and result.stdout.split() == ["out", "err"] and result.stderr == ""
+    snapped = _copied(box, tmp_path / "snap")
+    assert calls.fetches == []
+    fetched = _copied(box, tmp_path / "fetched")  # nothing held any more: the engine's archive
+    assert calls.fetches == ["/logs"]
+    assert snapped == fetched == {"agent/a.txt": "note\n", "verifier/reward.txt": "1\n"}
+
+
+def test_the_command_cannot_write_into_the_folder_s_archive(box_factory: Any, tmp_path: Path) -> None:
+    """The command (and what it starts) has no descriptor of the archive's stream: a fake archive on
+    its standard output or on descriptor 3 is only its output."""
+    box = box_factory(user="0")
+    fake = tmp_path / "fake.tar"
+    import tarfile
+
+    with tarfile.open(fake, "w") as tar:
+        (tmp_path / "r").write_text("1\n")
+        tar.add(tmp_path / "r", arcname="logs/verifier/reward.txt")
+    box.copy_in(fake, "/tmp/fake.tar")
+    attack = (SNAP_SETUP.replace("echo 1 >", "echo 0 >") + "; cat /tmp/fake.tar; cat /tmp/fake.tar >&3; "
+              "(sleep 0.2; cat /tmp/fake.tar >&3) & wait; test -e /proc/$$/fd/3 || echo no-descriptor-3")
+    result = box.exec_then_snapshot(["sh", "-c", attack], src="/logs", timeout=30)
+    assert "no-descriptor-3" in result.stdout and "bad file descriptor" in result.stdout.lower(), result
+    assert "reward.txt" in result.stdout, "the fake archive on standard output is the command's output"
+    assert _copied(box, tmp_path / "out")["verifier/reward.txt"] == "0\n"
+
+
+@pytest.mark.parametrize("why", ["over the cap", "timed out", "changed since", "no tar", "not root"])
+def test_the_copy_asks_the_engine_where_a_snapshot_cannot_hold(box_factory: Any, tmp_path: Path, why: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_cloudeval.sandbox import docker as docker_module
+
+    monkeypatch.setattr(docker_module, "_tar_works", {})
+    box = box_factory(user="agent" if why == "not root" else "0")
+    command = SNAP_SETUP
+    kwargs: dict[str, Any] = {"timeout": 30}
+    if why == "not root":
+        assert box.exec(["sh", "-c", "mkdir -p /logs/verifier /logs/agent && chmod -R 777 /logs"], timeout=30,
+                        user="0").ok
+    if why == "over the cap":
+        monkeypatch.setattr(docker_module, "SNAPSHOT_MAX_BYTES", 4096)
+        command += "; head -c 20000 /dev/urandom > /logs/agent/big.bin"
+    if why == "timed out":
+        command += "; sleep 30"
+        kwargs["timeout"] = 1.0
+    if why == "no tar":
+        monkeypatch.setattr(docker_module, "SNAPSHOT_SCRIPT", docker_module.SNAPSHOT_SCRIPT.replace(
+            "command -v tar", "command -v no-such-tar"))
+    calls = EngineCalls(monkeypatch)
+    result = box.exec_then_snapshot(["sh", "-c", command], src="/logs", **kwargs)
+    assert result.timed_out == (why == "timed out")
+    assert result.timed_out or result.ok, result
+    if why == "changed since":
+        box.write_file("/logs/agent/later.txt", "later")
+    copied = _copied(box, tmp_path / "out")
+    assert calls.fetches == ["/logs"], f"{why}: the copy did not ask the engine"
+    assert copied["verifier/reward.txt"] == "1\n"
+    if why == "changed since":
+        assert copied["agent/later.txt"] == "later"
+    if why == "no tar":
+        assert docker_module._tar_works == {box.image: False}, "an image without tar is found out once"
 
 
 def test_secrets_reach_commands_as_environment_only(box_factory: Any, docker_api: Any) -> None:  # noqa: F811

@@ -20,6 +20,7 @@ from pytest_cloudeval.tasks import harbor_exec
 from pytest_cloudeval.tasks.base import BrokenTask
 from pytest_cloudeval.tasks.harbor import load_task_dir
 from tests.docker_support import (
+    EngineCalls,
     docker_api,  # noqa: F401 - a fixture
     new_run_id,
     require_docker,
@@ -322,18 +323,14 @@ def test_a_root_verifier_runs_in_one_command_and_a_broken_logs_folder_is_an_erro
                 with pytest.raises(SandboxError, match="cannot make a fresh /logs/verifier"):
                     harbor_exec.verify(task, box, settings, tmp_path / "out")
             else:
-                calls: list[Any] = []
-                real_exec = box.exec
-
-                def counted(cmd: Any, calls: list[Any] = calls, real_exec: Any = real_exec, **kwargs: Any) -> Any:
-                    calls.append(cmd)
-                    return real_exec(cmd, **kwargs)
-
-                box.exec = counted  # type: ignore[method-assign]
-                judgement = harbor_exec.verify(task, box, settings, tmp_path / "out")
-                box.exec = real_exec  # type: ignore[method-assign]
+                # Every engine call of the verifier and the copy of /logs: one exec, nothing else.
+                with pytest.MonkeyPatch.context() as mp:
+                    engine_calls = EngineCalls(mp)
+                    judgement = harbor_exec.verify(task, box, settings, tmp_path / "out")
+                calls = engine_calls.calls
                 assert judgement.passed and judgement.score == 1.0, judgement
-                assert len(calls) == 1, calls
+                assert [kind for kind, _ in calls] == ["exec"], calls
+                assert (tmp_path / "out" / "logs" / "verifier" / "reward.txt").read_text().strip() == "1"
                 owner = box.exec(["stat", "-c", "%u:%g %a", "/logs/verifier"], timeout=30)
                 assert owner.stdout.strip() == "0:0 755", owner
         finally:

@@ -276,8 +276,12 @@ def run_exec(
     cap_head: int = 512 * 1024,
     cap_tail: int = 512 * 1024,
     untar: bool = False,
+    stdout_sink: CappedBuffer | None = None,
 ) -> ExecResult:
     """Run ``argv`` in a running container, streaming capped output, killing its group on timeout.
+
+    With ``stdout_sink`` the command's standard output goes there, as bytes (the result's ``stdout``
+    is then empty and its truncation not counted in ``output_truncated``).
 
     The command's group is also killed when its main process has ended while children still hold
     its output open (else the exec would never end), which matches the local sandbox. Processes
@@ -285,7 +289,8 @@ def run_exec(
     """
     started = time.monotonic()
     deadline = None if timeout is None else started + max(0.0, timeout)
-    streams = _Streams(CappedBuffer(cap_head, cap_tail), CappedBuffer(cap_head, cap_tail))
+    streams = _Streams(stdout_sink if stdout_sink is not None else CappedBuffer(cap_head, cap_tail),
+                       CappedBuffer(cap_head, cap_tail))
     cmd = ["sh", "-c", WRAPPER_UNTAR if untar else WRAPPER, "sh", *argv]
     exec_id = with_retries("exec create", lambda: api.exec_create(
         container, cmd, stdin=stdin is not None, user=user or "", environment=dict(env or {}),
@@ -353,11 +358,11 @@ def run_exec(
         raise UntarFailed(streams.err.text().replace(UNTAR_FAILED, "")[-500:])
     return ExecResult(
         exit_code=exit_code,
-        stdout=streams.out.text(),
+        stdout=streams.out.text() if stdout_sink is None else "",
         stderr=streams.err.text(),
         timed_out=timed_out,
         duration_s=time.monotonic() - started,
-        output_truncated=streams.out.truncated or streams.err.truncated,
+        output_truncated=(streams.out.truncated and stdout_sink is None) or streams.err.truncated,
     )
 
 

@@ -151,12 +151,19 @@ def verify(task: Task, sandbox: Sandbox, settings: Settings, task_dir: Path) -> 
     # The sandbox's default user is [agent] user; the verifier is not the agent (root then).
     user = info.verifier_user or ("0" if task.environment.agent_user else None)
     if _runs_as_root(sandbox, user):
-        # The fresh folder and the verifier in one command (one engine round trip less per task).
-        result = sandbox.exec(["sh", "-c", FRESH_THEN_VERIFY], timeout=timeout, env=env,
+        # The fresh folder and the verifier in one command (one engine round trip less per task);
+        # where the sandbox can, /logs comes back with it too (another one less: see _collect).
+        snapshot = getattr(sandbox, "exec_then_snapshot", None)
+        if snapshot is not None:
+            result = snapshot(["sh", "-c", FRESH_THEN_VERIFY], src="/logs", timeout=timeout, env=env,
                               cwd=_workdir(task, sandbox), user=user)
-        if result.exit_code == 125 and FRESH_DIR_FAILED in result.stderr:
+        else:
+            result = sandbox.exec(["sh", "-c", FRESH_THEN_VERIFY], timeout=timeout, env=env,
+                                  cwd=_workdir(task, sandbox), user=user)
+        said = result.stderr + result.stdout
+        if result.exit_code == 125 and FRESH_DIR_FAILED in said:
             raise SandboxError(f"cannot make a fresh {VERIFIER_DIR}: "
-                               f"{result.stderr.replace(FRESH_DIR_FAILED, '').strip()[-300:]}")
+                               f"{said.replace(FRESH_DIR_FAILED, '').strip()[-300:]}")
     else:
         _fresh_verifier_dir(sandbox, user)
         result = sandbox.exec(["bash", "/tests/test.sh"], timeout=timeout, env=env, cwd=_workdir(task, sandbox),
