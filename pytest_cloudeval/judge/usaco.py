@@ -67,7 +67,8 @@ HAL_SUFFIX = "\nsys.stdout.close()\nsys.stdin.close()\n"
 
 # Runs in the submission's interpreter (``python3 -c``) in ``hal`` semantics: argv is the source path,
 # the memory limit in bytes, the status descriptor and, for a gated start (``_run_limited``), a
-# descriptor to wait on until the judge has put the process in its cgroup and set its limits. It moves the input and output off descriptors
+# descriptor to wait on until the judge has put the process in its cgroup and set its limits. It
+# moves the input and output off descriptors
 # 0 and 1 (which become /dev/null, as in HAL's forked judge process), applies HAL's guard, then
 # ``exec``s the program in a fresh namespace (so ``__name__`` is not ``"__main__"``, as in HAL).
 # "ok" on the status descriptor means the program ran to its last line; any exception is reported

@@ -77,12 +77,15 @@ SNAPSHOT_MAX_BYTES = 8 * 1024 * 1024
 SNAPSHOT_FAILED = "\x1ecloudeval-snapshot-failed\x1e"
 NO_TAR = "\x1ecloudeval-no-tar\x1e"
 SNAPSHOT_SCRIPT = (
-    # $1: the folder to archive, relative to /; the rest: the command. The command's standard output
-    # joins its standard error, and descriptor 3 (this exec's standard output) is closed for it and
-    # all it starts: nothing of the command can write into the archive's stream.
-    'src=$1; shift; exec 3>&1 1>&2; "$@" 3>&-; rc=$?; '
+    # $1: the folder to archive, relative to /; $2: how many bytes of archive at most; the rest: the
+    # command. The command's standard output joins its standard error, and descriptor 3 (this exec's
+    # standard output) is closed for it and all it starts: nothing of the command can write into the
+    # archive's stream. ``head`` ends a larger archive early (tar then fails: the copy asks the engine),
+    # so a huge folder costs neither the engine's time nor the command's timeout.
+    'src=$1; cap=$2; shift 2; exec 3>&1 1>&2; "$@" 3>&-; rc=$?; '
     'if ! command -v tar >/dev/null 2>&1; then printf "\036cloudeval-no-tar\036" >&2; '
-    'elif ! tar -cf - -C / -- "$src" 2>/dev/null >&3; then printf "\036cloudeval-snapshot-failed\036" >&2; fi; '
+    'else { tar -cf - -C / -- "$src" 2>/dev/null || printf "\036cloudeval-snapshot-failed\036" >&2; } '
+    '| head -c "$cap" >&3; fi; '
     'exit "$rc"')
 
 # uid/gid of a user name per image, learnt once per process (one exec in the first container).
@@ -366,8 +369,8 @@ class DockerSandbox(Sandbox):
                 or not _tar_works.get(str(self.image), True) or source == "/"):
             return self.exec(list(cmd), timeout=timeout, env=env, cwd=cwd, user=user)
         sink = CappedBuffer(SNAPSHOT_MAX_BYTES, 0)
-        result = self._run(["sh", "-c", SNAPSHOT_SCRIPT, "sh", source.lstrip("/"), *cmd], timeout=timeout,
-                           env=env, cwd=cwd, user=user, stdout_sink=sink)
+        result = self._run(["sh", "-c", SNAPSHOT_SCRIPT, "sh", source.lstrip("/"), str(SNAPSHOT_MAX_BYTES + 1), *cmd],
+                           timeout=timeout, env=env, cwd=cwd, user=user, stdout_sink=sink)
         output = result.stderr
         if NO_TAR in output:
             _tar_works[str(self.image)] = False
@@ -529,7 +532,8 @@ class DockerSandbox(Sandbox):
         limit_files = self.spec.options.copy_max_files if max_files is None else max_files
         source = self._abs(src)
         snapshot, self._snapshot = self._snapshot, None
-        if snapshot is not None and snapshot[0] == source and _is_folder_archive(snapshot[1], posixpath.basename(source)):
+        if (snapshot is not None and snapshot[0] == source
+                and _is_folder_archive(snapshot[1], posixpath.basename(source))):
             dest.mkdir(parents=True, exist_ok=True)
             return archive.extract_archive(iter([snapshot[1]]), posixpath.basename(source), dest, limit_bytes,
                                            limit_files, only=only, redactor=redactor)
