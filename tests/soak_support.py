@@ -18,9 +18,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from pytest_cloudeval.testing.gce_emulator import GceEmulator
 
@@ -216,3 +219,13 @@ def run_soak(emulator: GceEmulator, root: Path, run_id: str, *, tasks: int, vms:
     return SoakRun(run_id=run_id, code=code, wall_s=wall, output="".join(lines), results=stored,
                    run_json=run_json, stored_attempts=watch.attempts, killed=killed,
                    kill_times_s=kill_times, left=left)
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[GceEmulator]:
+    """A GCE emulator with one zone (``ZONE``) for a test module (tests/test_soak.py, tests/test_gce_runtime.py)."""
+    emu = GceEmulator(zones=[ZONE]).start()
+    try:
+        yield emu
+    finally:
+        emu.stop()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ if os.environ.get("CLOUDEVAL_SKIP_DOCKER") == "1":
 
 from pytest_cloudeval.testing.gce_emulator import GceEmulator
 from pytest_cloudeval.testing.gce_emulator.docker_vms import container_name
+from tests.soak_support import emulator  # noqa: F401 - a fixture
 from tests.test_gce_e2e import ZONE, cloud_args, results_of, run, run_instances
 from tests.usaco_factory import problem, write_benchmark
 
@@ -36,15 +36,6 @@ def pytest_configure(config):
 """
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[GceEmulator]:
-    emu = GceEmulator(zones=[ZONE]).start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
-
-
 def on_vm(vm: str, script: str) -> str:
     import docker
 
@@ -57,7 +48,8 @@ def on_vm(vm: str, script: str) -> str:
         client.close()
 
 
-def test_local_runs_ship_no_docker_sdk_and_docker_runs_get_it(emulator: GceEmulator, tmp_path: Path) -> None:
+def test_local_runs_ship_no_docker_sdk_and_docker_runs_get_it(emulator: GceEmulator,  # noqa: F811
+                                                               tmp_path: Path) -> None:
     root = tmp_path / "proj"
     root.mkdir()
     (root / "pytest.ini").write_text("[pytest]\n")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,23 +21,14 @@ if os.environ.get("CLOUDEVAL_SKIP_DOCKER") == "1":
     pytest.skip("CLOUDEVAL_SKIP_DOCKER=1", allow_module_level=True)
 
 from pytest_cloudeval.testing.gce_emulator import GceEmulator
-from tests.soak_support import ZONE, make_project, run_soak
+from tests.soak_support import emulator, make_project, run_soak  # noqa: F401 - emulator: a fixture
 
 pytestmark = [pytest.mark.docker, pytest.mark.cloud, pytest.mark.slow]
 
 TASKS, VMS, KILLS = 200, 10, 3
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[GceEmulator]:
-    emu = GceEmulator(zones=[ZONE]).start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
-
-
-def test_vms_killed_at_random_lose_no_task(emulator: GceEmulator, tmp_path: Path) -> None:
+def test_vms_killed_at_random_lose_no_task(emulator: GceEmulator, tmp_path: Path) -> None:  # noqa: F811
     seed = int(os.environ.get("CLOUDEVAL_SOAK_SEED") or random.randrange(1 << 16))
     print(f"soak seed {seed} (CLOUDEVAL_SOAK_SEED={seed} repeats the kill schedule)")
     run = run_soak(emulator, make_project(tmp_path, TASKS), f"soak{os.getpid() % 10000}", tasks=TASKS, vms=VMS,
