@@ -16,7 +16,6 @@ competes with the run for the same cores; a real bucket's work happens elsewhere
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -29,25 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pytest_cloudeval.testing.gcs import GcsEmulator  # noqa: E402
+from tests.usaco_factory import trivial_benchmark  # noqa: E402
 
 BUCKET = "bench"
-
-
-def make_benchmark(root: Path, count: int) -> Path:
-    bench = root / "trivial"
-    dataset = {}
-    for i in range(1, count + 1):
-        pid = f"t{i:04d}"
-        dataset[pid] = {"name": pid, "problem_id": pid, "problem_level": "bronze", "description": "add one",
-                        "runtime_limit": 2, "memory_limit": 256, "num_tests": 1,
-                        "solution_python3": "print(int(input()) + 1)"}
-        tests = bench / "tests" / pid
-        tests.mkdir(parents=True)
-        (tests / "1.in").write_text(f"{i}\n")
-        (tests / "1.out").write_text(f"{i + 1}\n")
-    (bench / "problems.json").write_text(json.dumps(dataset))
-    (bench / "benchmark.toml").write_text('format = "usaco"\ndataset = "problems.json"\ntests_dir = "tests"\n')
-    return bench
 
 
 def children_cpu() -> float:
@@ -101,7 +84,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="cloudeval-bench-") as tmp:
         workdir = Path(tmp)
-        bench = make_benchmark(workdir, args.tasks)
+        bench = trivial_benchmark(workdir / "trivial", args.tasks, pid=lambda i: f"t{i:04d}", first=1)
         url = f"gs://{BUCKET}/bench"
         walls: dict[str, list[float]] = {"plain": [], "upload": []}
         cpus: dict[str, list[float]] = {"plain": [], "upload": []}

@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,8 @@ from pytest_cloudeval.artifacts.uploader import (
 )
 from pytest_cloudeval.errors import StoreError
 from pytest_cloudeval.redact import MASK, Redactor
+from tests.gcs_support import BUCKET, emulator  # noqa: F401 - emulator: a fixture
 
-BUCKET = "results"
 PREFIX = "runs/ci"
 URL = f"gs://{BUCKET}/{PREFIX}"
 
@@ -327,18 +326,8 @@ def test_replace_hides_the_old_result_first_and_drops_stale_files(tmp_path: Path
 # ------------------------------------------------------------------------------------------------
 # The gs:// store against the real emulator
 # ------------------------------------------------------------------------------------------------
-@pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from pytest_cloudeval.testing.gcs import GcsEmulator
-
-    with GcsEmulator(buckets=[BUCKET], gate=True) as emu:
-        for name, value in emu.env().items():
-            monkeypatch.setenv(name, value)
-        yield emu
-
-
 @pytest.mark.cloud
-def test_gcs_store_contract(emulator: Any, tmp_path: Path) -> None:
+def test_gcs_store_contract(emulator: Any, tmp_path: Path) -> None:  # noqa: F811
     from pytest_cloudeval.artifacts.gcs import GcsStore
 
     store = GcsStore(URL, chunk_bytes=4 * 1024 * 1024)
@@ -439,17 +428,17 @@ def run_plugin(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess("bench", "-p", "no:cacheprovider", "--artifacts-url", URL, *args, timeout=180)
 
 
-def stored(emulator: Any, run_id: str) -> dict[str, dict[str, Any]]:
+def stored(emulator: Any, run_id: str) -> dict[str, dict[str, Any]]:  # noqa: F811
     prefix = f"{PREFIX}/{run_id}/"
     return {name[len(prefix):]: item for name, item in emulator.objects(BUCKET, prefix).items()}
 
 
-def read(emulator: Any, run_id: str, name: str) -> bytes:
+def read(emulator: Any, run_id: str, name: str) -> bytes:  # noqa: F811
     return bytes(emulator.read(BUCKET, f"{PREFIX}/{run_id}/{name}"))
 
 
 @pytest.mark.cloud
-def test_run_uploads_every_task_folder_and_the_run_files(pytester: pytest.Pytester, emulator: Any) -> None:
+def test_run_uploads_every_task_folder_and_the_run_files(pytester: pytest.Pytester, emulator: Any) -> None:  # noqa: F811
     make_usaco(pytester.path, {"p1": right("p1"), "p2": None})
     result = run_plugin(pytester, "--agent", "oracle", "--run-id", "layout", "-n", "0", "--junitxml", "out.xml")
     assert result.ret == 1, result.stdout.str()  # p2's reference is wrong: a failed task
@@ -501,7 +490,7 @@ def pytest_cloudeval_task_finished(result, task_dir, settings):
 
 @pytest.mark.cloud
 @pytest.mark.parametrize("workers", ["0", "2"])  # uploaded by the run itself / by the controller for its workers
-def test_no_uploaded_object_contains_a_secret(pytester: pytest.Pytester, emulator: Any, workers: str) -> None:
+def test_no_uploaded_object_contains_a_secret(pytester: pytest.Pytester, emulator: Any, workers: str) -> None:  # noqa: F811
     secret = "tok-9f8e7d6c5b4a-SECRET"
     make_usaco(pytester.path, {"p1": right("p1"), "p2": right("p2")})
     pytester.path.joinpath("agent.py").write_text(SECRET_AGENT)
@@ -524,7 +513,7 @@ def test_no_uploaded_object_contains_a_secret(pytester: pytest.Pytester, emulato
 
 
 @pytest.mark.cloud
-def test_xdist_runs_upload_every_task_folder_once(pytester: pytest.Pytester, emulator: Any) -> None:
+def test_xdist_runs_upload_every_task_folder_once(pytester: pytest.Pytester, emulator: Any) -> None:  # noqa: F811
     make_usaco(pytester.path, {f"p{i}": right(f"p{i}") for i in range(1, 5)})
     result = run_plugin(pytester, "--agent", "oracle", "--run-id", "dist", "-n", "2")
     assert result.ret == 0, result.stdout.str()
@@ -538,7 +527,7 @@ def test_xdist_runs_upload_every_task_folder_once(pytester: pytest.Pytester, emu
 
 
 @pytest.mark.cloud
-def test_resume_from_the_bucket_alone(pytester: pytest.Pytester, emulator: Any) -> None:
+def test_resume_from_the_bucket_alone(pytester: pytest.Pytester, emulator: Any) -> None:  # noqa: F811
     import shutil
 
     make_usaco(pytester.path, {"p1": right("p1"), "p2": None, "p3": right("p3"), "p4": right("p4")})
@@ -639,7 +628,7 @@ def test_bucket_dies_mid_run_then_resume_completes_the_upload(pytester: pytest.P
 
 @pytest.mark.cloud
 @pytest.mark.parametrize("case", ["missing", "read-only"])
-def test_unusable_bucket_fails_before_any_task(pytester: pytest.Pytester, emulator: Any, case: str) -> None:
+def test_unusable_bucket_fails_before_any_task(pytester: pytest.Pytester, emulator: Any, case: str) -> None:  # noqa: F811
     make_usaco(pytester.path, {"p1": right("p1")})
     if case == "read-only":
         emulator.gate.deny_writes(BUCKET)

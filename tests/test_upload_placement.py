@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,8 +24,9 @@ from pytest_cloudeval.artifacts.plugin import (
     UploadForwarder,
 )
 from pytest_cloudeval.artifacts.settings import UPLOAD_THREADS
+from tests.gcs_support import BUCKET, emulator  # noqa: F401 - emulator: a fixture
+from tests.usaco_factory import trivial_benchmark
 
-BUCKET = "results"
 PREFIX = "runs/place"
 URL = f"gs://{BUCKET}/{PREFIX}"
 TASK_FILES = {"agent.log", "answer.txt", "judge.json", "result.json", "sandbox.json"}
@@ -44,32 +44,6 @@ def pytest_sessionfinish(session):
 '''
 
 
-@pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from pytest_cloudeval.testing.gcs import GcsEmulator
-
-    with GcsEmulator(buckets=[BUCKET], gate=True) as emu:
-        for name, value in emu.env().items():
-            monkeypatch.setenv(name, value)
-        yield emu
-
-
-def make_usaco(root: Path, count: int) -> None:
-    bench = root / "bench"
-    dataset = {}
-    for i in range(1, count + 1):
-        pid = f"p{i}"
-        dataset[pid] = {"name": pid, "problem_id": pid, "problem_level": "bronze", "description": "add one",
-                        "runtime_limit": 2, "memory_limit": 256, "num_tests": 1,
-                        "solution_python3": "print(int(input()) + 1)"}
-        tests = bench / "tests" / pid
-        tests.mkdir(parents=True)
-        (tests / "1.in").write_text(f"{i}\n")
-        (tests / "1.out").write_text(f"{i + 1}\n")
-    (bench / "usaco.json").write_text(json.dumps(dataset))
-    (bench / "benchmark.toml").write_text('format = "usaco"\ndataset = "usaco.json"\ntests_dir = "tests"\n')
-
-
 def count_connections(gate: Any) -> list[int]:
     """Count the TCP connections the gate accepts from now on (its server's accept, wrapped)."""
     server = gate._server
@@ -85,10 +59,10 @@ def count_connections(gate: Any) -> list[int]:
 
 
 @pytest.mark.cloud
-def test_local_workers_leave_uploads_to_the_controller(pytester: pytest.Pytester, emulator: Any,
+def test_local_workers_leave_uploads_to_the_controller(pytester: pytest.Pytester, emulator: Any,  # noqa: F811
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     tasks = 8
-    make_usaco(pytester.path, tasks)
+    trivial_benchmark(pytester.path / "bench", tasks, pid=lambda i: f"p{i}", first=1)
     pytester.path.joinpath("conftest.py").write_text(PROBE_CONFTEST)
     place = pytester.path / "place"
     place.mkdir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,11 @@ def write_benchmark(root: Path, problems: dict[str, dict[str, Any]] | None = Non
     return root
 
 
-def trivial_benchmark(root: Path, count: int) -> Path:
-    """``count`` problems with one tiny test each (benches)."""
-    problems = {f"{9000 + i}_bronze_t{i}": problem(f"{9000 + i}_bronze_t{i}", solution="print(int(input()) + 1)\n",
-                                                   num_tests=1) for i in range(count)}
-    tests = {pid: [(f"{i}\n", f"{i + 1}\n")] for i, pid in enumerate(problems)}
+def trivial_benchmark(root: Path, count: int, *, pid: Callable[[int], str] = lambda i: f"{9000 + i}_bronze_t{i}",
+                      first: int = 0) -> Path:
+    """``count`` problems with one tiny test each (print the input plus one), for ``i`` from ``first``:
+    ids ``pid(i)``, input ``i`` (benches and tests that need many tasks)."""
+    numbers = range(first, first + count)
+    problems = {pid(i): problem(pid(i), solution="print(int(input()) + 1)\n", num_tests=1) for i in numbers}
+    tests = {pid(i): [(f"{i}\n", f"{i + 1}\n")] for i in numbers}
     return write_benchmark(root, problems, tests=tests)
